@@ -1,0 +1,237 @@
+"""Finding the export's op patterns again in a TFLite model.
+
+The export (tflm_vit/export.py) promises a stable op pattern for each ViT part; these
+matchers are that promise in code. The converter rewrites what they find; the tests
+hold every exported subnet to them (every operator belongs to exactly one match).
+
+A match is a set of operator indices with one activation input and one output
+(besides constants), found by data flow, not by position.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from tflm_vit.tflite_model import ModelInfo
+
+LAYERNORM = "layernorm"
+GELU = "gelu"
+ATTENTION = "attention"
+LINEAR = "linear"
+LOW_RANK_LINEAR = "low_rank_linear"
+PATCH_EMBEDDING = "patch_embedding"
+RESIDUAL_ADD = "residual_add"
+MEAN_POOL = "mean_pool"
+
+
+@dataclasses.dataclass(frozen=True)
+class Match:
+    kind: str
+    ops: tuple[int, ...]  # operator indices, ascending
+    input: int  # activation tensor entering the pattern
+    output: int  # tensor leaving it
+
+
+class _Graph:
+    def __init__(self, info: ModelInfo):
+        self.info = info
+        self.producer: dict[int, int] = {}
+        self.consumers: dict[int, list[int]] = {}
+        for op in info.ops:
+            for t in op.outputs:
+                self.producer[t] = op.index
+            for t in op.inputs:
+                if t >= 0:
+                    self.consumers.setdefault(t, []).append(op.index)
+
+    def op(self, i):
+        return self.info.ops[i]
+
+    def name(self, i):
+        return self.info.ops[i].name
+
+    def const(self, t):
+        return t < 0 or self.info.tensors[t].is_constant
+
+    def act_inputs(self, i) -> list[int]:
+        return [t for t in self.op(i).inputs if not self.const(t)]
+
+    def out(self, i) -> int:
+        return self.op(i).outputs[0]
+
+    def only_consumer(self, t, name=None):
+        cons = self.consumers.get(t, [])
+        if len(cons) == 1 and (name is None or self.name(cons[0]) == name):
+            return cons[0]
+        return None
+
+    def back(self, t, names):
+        """Walk producers through ops named in order `names` (each single-input);
+        returns the op indices walked and the tensor reached, or None."""
+        walked = []
+        for n in names:
+            p = self.producer.get(t)
+            if p is None or self.name(p) != n or len(self.act_inputs(p)) != 1:
+                return None
+            walked.append(p)
+            t = self.act_inputs(p)[0]
+        return walked, t
+
+
+_LAYERNORM_OPS = {"MEAN", "DEQUANTIZE", "NEG", "QUANTIZE", "SQUARED_DIFFERENCE", "ADD",
+                  "SUB", "RSQRT", "MUL"}
+
+
+def _layernorms(g: _Graph) -> list[Match]:
+    """MEAN(x), SQUARED_DIFFERENCE(x, mean) -> MEAN -> ADD(eps) -> RSQRT -> MUL/ADD ...
+
+    The converter emits a LayerNorm as one contiguous run of ops starting at MEAN(x);
+    the match is the shortest such run that holds one RSQRT, takes no activation but x
+    and ones made inside, and lets exactly one tensor out."""
+    found = []
+    ops = g.info.ops
+    for op in ops:
+        if op.name != "MEAN" or len(g.act_inputs(op.index)) != 1:
+            continue
+        x = g.act_inputs(op.index)[0]
+        sqd = [c for c in g.consumers.get(g.out(op.index), [])
+               if g.name(c) == "SQUARED_DIFFERENCE" and x in g.act_inputs(c)]
+        if not sqd:
+            continue
+        region: list[int] = []
+        for j in range(op.index, min(len(ops), op.index + 24)):
+            if ops[j].name not in _LAYERNORM_OPS:
+                break
+            region.append(j)
+            out = _single_exit(g, region, x)
+            if out is not None and [g.name(i) for i in region].count("RSQRT") == 1:
+                found.append(Match(LAYERNORM, tuple(region), x, out))
+                break
+    return found
+
+
+def _single_exit(g: _Graph, region: list[int], x: int):
+    """The one tensor a closed region lets out, or None."""
+    inside = set(region)
+    for i in region:
+        if any(t != x and g.producer.get(t) not in inside for t in g.act_inputs(i)):
+            return None
+    exits = [t for i in region for t in g.op(i).outputs
+             if t in g.info.outputs or any(u not in inside for u in g.consumers.get(t, []))]
+    return exits[0] if len(exits) == 1 else None
+
+
+def _gelus(g: _Graph) -> list[Match]:
+    """MUL(x, const) -> LOGISTIC -> MUL(x, .): x * sigmoid(1.702 x)."""
+    found = []
+    for op in g.info.ops:
+        if op.name != "LOGISTIC":
+            continue
+        scale = g.producer.get(g.act_inputs(op.index)[0])
+        if scale is None or g.name(scale) != "MUL" or len(g.act_inputs(scale)) != 1:
+            continue
+        x = g.act_inputs(scale)[0]
+        mul = g.only_consumer(g.out(op.index), "MUL")
+        if mul is None or sorted(g.act_inputs(mul)) != sorted([x, g.out(op.index)]):
+            continue
+        found.append(Match(GELU, (scale, op.index, mul), x, g.out(mul)))
+    return found
+
+
+def _attentions(g: _Graph) -> list[Match]:
+    """Q/K/V FULLY_CONNECTED -> RESHAPE -> TRANSPOSE, BATCH_MATMUL -> MUL -> SOFTMAX ->
+    BATCH_MATMUL -> TRANSPOSE -> RESHAPE -> FULLY_CONNECTED."""
+    found = []
+    for op in g.info.ops:
+        if op.name != "SOFTMAX":
+            continue
+        scaled = g.back(g.act_inputs(op.index)[0], ["MUL"])
+        if scaled is None:
+            continue
+        qk = g.producer.get(scaled[1])
+        av = g.only_consumer(g.out(op.index), "BATCH_MATMUL")
+        if qk is None or g.name(qk) != "BATCH_MATMUL" or av is None:
+            continue
+        v_in = [t for t in g.act_inputs(av) if t != g.out(op.index)]
+        branches = [g.back(t, ["TRANSPOSE", "RESHAPE", "FULLY_CONNECTED"])
+                    for t in g.act_inputs(qk) + v_in]
+        if len(branches) != 3 or None in branches or len({b[1] for b in branches}) != 1:
+            continue
+        tail = []
+        t = g.out(av)
+        for name in ("TRANSPOSE", "RESHAPE", "FULLY_CONNECTED"):
+            nxt = g.only_consumer(t, name)
+            if nxt is None:
+                break
+            tail.append(nxt)
+            t = g.out(nxt)
+        if len(tail) != 3:
+            continue
+        ops = [i for b in branches for i in b[0]] + [qk, scaled[0][0], op.index, av] + tail
+        found.append(Match(ATTENTION, tuple(sorted(ops)), branches[0][1], t))
+    return found
+
+
+def _linears(g: _Graph, taken: set) -> list[Match]:
+    """FULLY_CONNECTED -> FULLY_CONNECTED (the first one's output feeding only the
+    second) is a low-rank linear (the first has no bias, its width is the rank); any
+    other FULLY_CONNECTED not inside another pattern is a linear. (The bias test alone
+    cannot tell: the TFLite converter drops all-zero biases.)"""
+    found, used = [], set()
+    for op in g.info.ops:
+        if op.name != "FULLY_CONNECTED" or op.index in taken or op.index in used:
+            continue
+        nxt = g.only_consumer(g.out(op.index), "FULLY_CONNECTED")
+        x = g.act_inputs(op.index)[0]
+        if nxt is not None and nxt not in taken:
+            used.update((op.index, nxt))
+            found.append(Match(LOW_RANK_LINEAR, (op.index, nxt), x, g.out(nxt)))
+        else:
+            used.add(op.index)
+            found.append(Match(LINEAR, (op.index,), x, g.out(op.index)))
+    return found
+
+
+def _patch_embeddings(g: _Graph) -> list[Match]:
+    """CONV_2D -> RESHAPE -> ADD(position embedding constant)."""
+    found = []
+    for op in g.info.ops:
+        if op.name != "CONV_2D":
+            continue
+        r = g.only_consumer(g.out(op.index), "RESHAPE")
+        a = g.only_consumer(g.out(r), "ADD") if r is not None else None
+        if a is not None and len(g.act_inputs(a)) == 1:
+            found.append(Match(PATCH_EMBEDDING, (op.index, r, a), g.act_inputs(op.index)[0],
+                               g.out(a)))
+    return found
+
+
+def find_patterns(info: ModelInfo) -> list[Match]:
+    """Every pattern in the model, each operator in at most one match, in op order."""
+    g = _Graph(info)
+    matches = _patch_embeddings(g) + _layernorms(g) + _gelus(g) + _attentions(g)
+    taken = {i for m in matches for i in m.ops}
+    matches += _linears(g, taken)
+    taken = {i for m in matches for i in m.ops}
+    for op in info.ops:  # what is left: residual adds and the mean over tokens
+        if op.index in taken:
+            continue
+        if op.name == "ADD" and len(g.act_inputs(op.index)) == 2:
+            matches.append(Match(RESIDUAL_ADD, (op.index,), g.act_inputs(op.index)[0],
+                                 g.out(op.index)))
+        elif op.name == "MEAN" and len(g.act_inputs(op.index)) == 1:
+            matches.append(Match(MEAN_POOL, (op.index,), g.act_inputs(op.index)[0],
+                                 g.out(op.index)))
+    return sorted(matches, key=lambda m: m.ops[0])
+
+
+def unmatched_ops(info: ModelInfo, matches: list[Match]) -> list[int]:
+    taken = {i for m in matches for i in m.ops}
+    return [op.index for op in info.ops if op.index not in taken]
+
+
+def count_patterns(matches: list[Match]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for m in matches:
+        counts[m.kind] = counts.get(m.kind, 0) + 1
+    return counts

@@ -1,0 +1,66 @@
+#include "tv_fixed_point.h"
+
+#include <math.h>
+
+int32_t tv_rounding_doubling_high_mul(int32_t a, int32_t b) {
+  if (a == INT32_MIN && b == INT32_MIN) return INT32_MAX;
+  const int64_t ab = (int64_t)a * (int64_t)b;
+  const int64_t nudge = ab >= 0 ? (1 << 30) : (1 - (1 << 30));
+  // Division (not a shift) truncates toward zero, as gemmlowp's reference does.
+  return (int32_t)((ab + nudge) / ((int64_t)1 << 31));
+}
+
+int32_t tv_rounding_divide_by_pot(int32_t x, int exponent) {
+  const int32_t mask = (int32_t)(((int64_t)1 << exponent) - 1);
+  const int32_t remainder = x & mask;
+  const int32_t threshold = (mask >> 1) + (x < 0 ? 1 : 0);
+  return (x >> exponent) + (remainder > threshold ? 1 : 0);
+}
+
+int32_t tv_requantize(int32_t x, tv_quant_multiplier q) {
+  const int left = q.shift > 0 ? q.shift : 0;
+  const int right = q.shift > 0 ? 0 : -q.shift;
+  // Left shift in 64 bits and saturate, so large shifts never overflow silently.
+  int64_t shifted = (int64_t)x * ((int64_t)1 << left);
+  if (shifted > INT32_MAX) shifted = INT32_MAX;
+  if (shifted < INT32_MIN) shifted = INT32_MIN;
+  return tv_rounding_divide_by_pot(
+      tv_rounding_doubling_high_mul((int32_t)shifted, q.multiplier), right);
+}
+
+tv_status tv_quantize_multiplier(double real, tv_quant_multiplier* out) {
+  if (!(real >= 0.0) || !isfinite(real) || real >= 2147483648.0) return TV_ARG_ERROR;
+  if (real == 0.0) {
+    out->multiplier = 0;
+    out->shift = 0;
+    return TV_OK;
+  }
+  int shift = 0;
+  const double fraction = frexp(real, &shift);  // real = fraction * 2^shift
+  int64_t q = (int64_t)llround(fraction * (double)(1LL << 31));
+  if (q == (1LL << 31)) {
+    q /= 2;
+    ++shift;
+  }
+  if (shift < -31) {  // too small to represent: flush to zero, like TFLite
+    shift = 0;
+    q = 0;
+  }
+  if (shift > 30) return TV_ARG_ERROR;
+  out->multiplier = (int32_t)q;
+  out->shift = shift;
+  return TV_OK;
+}
+
+uint32_t tv_isqrt_newton(uint64_t x, int iterations) {
+  if (x == 0) return 0;
+  int bits = 0;
+  while (bits < 64 && (x >> bits) != 0) ++bits;
+  uint64_t r = (uint64_t)1 << ((bits + 1) / 2);  // >= sqrt(x)
+  for (int i = 0; i < iterations; ++i) {
+    const uint64_t next = (r + x / r) / 2;
+    if (next >= r) break;  // converged: floor(sqrt(x)) reached
+    r = next;
+  }
+  return (uint32_t)r;
+}

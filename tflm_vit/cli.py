@@ -1,0 +1,169 @@
+"""The `tflm-vit` command: demo (the main job), train, export, analyze."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+from tflm_vit.errors import TflmVitError
+
+
+def _cmd_analyze(args) -> int:
+    from tflm_vit import report
+    r = report.analyze(args.model)
+    if args.json:
+        print(r.to_json(with_ops=not args.no_ops))
+    else:
+        print(report.format_report(r, with_ops=not args.no_ops))
+    if args.png:
+        report.plot_timeline(r, args.png)
+        print(f"timeline written to {args.png}")
+    return 0
+
+
+def _space_and_data(args):
+    from tflm_vit.data import load_dataset
+    from tflm_vit.space import DEFAULT_SPACE, SearchSpace
+    space = DEFAULT_SPACE
+    if getattr(args, "space", None):
+        with open(args.space) as f:
+            space = SearchSpace.from_dict(json.load(f))
+    data = load_dataset(args.data, space.max_resolution, seed=args.seed)
+    if data.num_classes != space.num_classes:
+        space = SearchSpace.from_dict({**space.to_dict(), "num_classes": data.num_classes})
+    return space, data
+
+
+def _cmd_train(args):
+    from tflm_vit.train import TrainConfig, train_supernet
+    space, data = _space_and_data(args)
+    cfg = TrainConfig(steps=args.steps, batch_size=args.batch_size, seed=args.seed,
+                      checkpoint_dir=args.out)
+    net, history = train_supernet(space, data, cfg, progress=not args.quiet)
+    return net, space, data, history
+
+
+def _parse_config(text: str):
+    from tflm_vit.config import SubnetConfig
+    from tflm_vit.space import REFERENCE_CONFIGS
+    if text in REFERENCE_CONFIGS:
+        return REFERENCE_CONFIGS[text]
+    if os.path.isfile(text):
+        with open(text) as f:
+            text = f.read()
+    return SubnetConfig.from_json(text)
+
+
+def _export_and_check(net, config, data, out_dir, quiet=False):
+    """Export one subnet, run it in stock TFLM, print accuracies and the memory report."""
+    from tflm_vit import evaluate, report
+    from tflm_vit.export import export_tflite, float_subnet_model, prepare_images
+    t0 = time.time()
+    model = export_tflite(net, config, data.x_train)
+    path = os.path.join(out_dir, "subnet_int8.tflite")
+    with open(path, "wb") as f:
+        f.write(model)
+    x = prepare_images(data.x_test, config.resolution)
+    float_logits = float_subnet_model(net, config).predict(x, batch_size=1, verbose=0)
+    q, scale, zp = evaluate.run_int8(model, x)
+    agree = evaluate.compare(float_logits, q, scale, zp, data.y_test)
+    r = report.analyze(model, name=f"subnet {config.short()}")
+    png = os.path.join(out_dir, "subnet_timeline.png")
+    report.plot_timeline(r, png)
+    print(f"\nsubnet {config.short()}  ({config.num_tokens} tokens), exported in "
+          f"{time.time() - t0:.1f} s -> {path}")
+    print(f"test images: {len(x)}   float top-1 {agree.float_accuracy:.3f}   "
+          f"int8 TFLM top-1 {agree.int8_accuracy:.3f}   agreement "
+          f"{agree.top1_agreement:.3f}   output error max {agree.max_error_steps} / mean "
+          f"{agree.mean_error_steps:.2f} quantisation steps")
+    print(report.format_report(r, with_ops=False))
+    print(f"live-bytes timeline: {png}")
+    return model, agree, r
+
+
+def _cmd_demo(args) -> int:
+    from tflm_vit.train import evaluate_float
+    os.makedirs(args.out, exist_ok=True)
+    args.quiet = False
+    t0 = time.time()
+    net, space, data, history = _cmd_train(args)
+    print(f"supernet trained on '{data.name}' ({len(data.x_train)} train / "
+          f"{len(data.x_test)} test images) in {time.time() - t0:.0f} s; "
+          f"checkpoint: {args.out}")
+    for label, c in (("largest", space.largest()), ("smallest", space.smallest())):
+        acc = evaluate_float(net, c, data.x_test, data.y_test)
+        print(f"  {label:8s} {c.short():40s} float top-1 {acc:.3f}")
+    config = _parse_config(args.config) if args.config else space.largest()
+    _export_and_check(net, config, data, args.out)
+    return 0
+
+
+def _cmd_export(args) -> int:
+    from tflm_vit.data import load_dataset
+    from tflm_vit.train import load_supernet
+    net = load_supernet(args.checkpoint)
+    config = _parse_config(args.config)
+    data = load_dataset(args.data, net.space.max_resolution, seed=args.seed)
+    os.makedirs(args.out, exist_ok=True)
+    _export_and_check(net, config, data, args.out)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="tflm-vit", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def data_args(sp):
+        sp.add_argument("--data", default="digits",
+                        help="'digits' (built in) or a folder with one sub-folder per class")
+        sp.add_argument("--space", help="SearchSpace JSON (default: the built-in space)")
+        sp.add_argument("--seed", type=int, default=0)
+
+    d = sub.add_parser("demo", help="train a supernet, export a subnet, run it in TFLM")
+    data_args(d)
+    d.add_argument("--steps", type=int, default=1200)
+    d.add_argument("--batch-size", type=int, default=64)
+    d.add_argument("--config", help="subnet to export: R0/R1/R2, a JSON file or string "
+                   "(default: the largest subnet)")
+    d.add_argument("--out", default="runs/demo")
+    d.set_defaults(fn=_cmd_demo)
+
+    t = sub.add_parser("train", help="train (or resume) a supernet")
+    data_args(t)
+    t.add_argument("--steps", type=int, default=1200)
+    t.add_argument("--batch-size", type=int, default=64)
+    t.add_argument("--out", required=True, help="checkpoint folder (resumes if present)")
+    t.add_argument("--quiet", action="store_true")
+    t.set_defaults(fn=lambda a: (_cmd_train(a), 0)[1])
+
+    e = sub.add_parser("export", help="export a subnet of a trained supernet to int8 TFLite")
+    e.add_argument("--checkpoint", required=True)
+    e.add_argument("--config", required=True, help="R0/R1/R2, a JSON file or JSON string")
+    e.add_argument("--data", default="digits")
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--out", default="runs/export")
+    e.set_defaults(fn=_cmd_export)
+
+    a = sub.add_parser("analyze", help="TFLM arena/flash report of a .tflite model")
+    a.add_argument("model")
+    a.add_argument("--png", help="write a live-bytes-per-op timeline here")
+    a.add_argument("--json", action="store_true", help="machine-readable output")
+    a.add_argument("--no-ops", action="store_true", help="summary only, no per-op table")
+    a.set_defaults(fn=_cmd_analyze)
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except (TflmVitError, FileNotFoundError) as e:
+        print(f"tflm-vit {args.command}: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,167 @@
+"""Memory and flash report for any TFLite model on stock TFLM.
+
+Arena figures come from the real interpreter (the wheel's recording allocator);
+the per-op view (tensor sizes and the bytes of tensors alive at each op) comes
+from the flatbuffer, so the two can be read side by side.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import os
+
+from tflm_vit import runtime
+from tflm_vit.tflite_model import ModelInfo, load_model
+
+ALIGN = 16  # TFLM's MicroArenaBufferAlignment
+
+
+def _aligned(n: int) -> int:
+    return (n + ALIGN - 1) // ALIGN * ALIGN
+
+
+@dataclasses.dataclass
+class OpRow:
+    index: int
+    op: str
+    output_shapes: list
+    input_bytes: int  # activation (non-constant) inputs
+    output_bytes: int
+    weight_bytes: int  # constant inputs (flash)
+    live_bytes: int  # all activations alive while this op runs (16-byte aligned)
+
+
+@dataclasses.dataclass
+class MemoryReport:
+    name: str
+    flash: int  # model bytes
+    weight_bytes: int
+    arena_total: int
+    arena_head: int
+    arena_tail: int
+    tail_buckets: dict
+    ops: list[OpRow]
+
+    @property
+    def peak_live_bytes(self) -> int:
+        return max((r.live_bytes for r in self.ops), default=0)
+
+    def to_dict(self, with_ops=True) -> dict:
+        d = dataclasses.asdict(self)
+        if not with_ops:
+            d.pop("ops")
+        return d
+
+    def to_json(self, with_ops=True) -> str:
+        return json.dumps(self.to_dict(with_ops), indent=1)
+
+
+def tensor_lifetimes(info: ModelInfo) -> dict[int, tuple[int, int]]:
+    """Activation tensor -> (first op, last op) it is alive for, as TFLM plans them:
+    born at its producer, dies after its last consumer; graph inputs live from op 0,
+    graph outputs to the last op."""
+    last = len(info.ops) - 1
+    life: dict[int, list[int]] = {i: [0, last] for i in info.inputs}
+    for op in info.ops:
+        for t in op.outputs:
+            life.setdefault(t, [op.index, op.index])
+    for op in info.ops:
+        for t in op.inputs:
+            if t >= 0 and t in life:
+                life[t][1] = max(life[t][1], op.index)
+    for t in info.outputs:
+        if t in life:
+            life[t][1] = last
+    return {t: (a, b) for t, (a, b) in life.items()
+            if not info.tensors[t].is_constant}
+
+
+def op_rows(info: ModelInfo) -> list[OpRow]:
+    life = tensor_lifetimes(info)
+    live = [0] * len(info.ops)
+    for t, (a, b) in life.items():
+        for i in range(a, b + 1):
+            live[i] += _aligned(info.tensors[t].nbytes)
+    rows = []
+    for op in info.ops:
+        ins = [info.tensors[t] for t in op.inputs if t >= 0]
+        outs = [info.tensors[t] for t in op.outputs]
+        rows.append(OpRow(
+            op.index, op.name, [list(t.shape) for t in outs],
+            sum(t.nbytes for t in ins if not t.is_constant), sum(t.nbytes for t in outs),
+            sum(t.nbytes for t in ins if t.is_constant), live[op.index]))
+    return rows
+
+
+def analyze(model, name: str | None = None) -> MemoryReport:
+    """Report for a model (path or bytes). Raises a clear error for a file that is not a
+    TFLite model, a corrupted one, or one using an op the wheel cannot resolve."""
+    data, info = load_model(model)
+    alloc = runtime.allocations(data)
+    return MemoryReport(
+        name=name or (os.path.basename(os.fspath(model))
+                      if isinstance(model, (str, os.PathLike)) else "model"),
+        flash=len(data), weight_bytes=sum(t.nbytes for t in info.tensors if t.is_constant),
+        arena_total=alloc.total, arena_head=alloc.head, arena_tail=alloc.tail,
+        tail_buckets=alloc.buckets, ops=op_rows(info))
+
+
+def format_report(report: MemoryReport, with_ops: bool = True, width: int = 110) -> str:
+    """Text tables (summary, tail buckets, per-op sizes) for a terminal."""
+    from rich.console import Console
+    from rich.table import Table
+
+    buf = io.StringIO()
+    console = Console(file=buf, width=width, no_color=True)
+    summary = Table(title=f"TFLM memory: {report.name}", show_header=True)
+    for col in ("arena total", "head (tensors)", "tail (persistent)", "flash (model)",
+                "weights", "peak live activations"):
+        summary.add_column(col, justify="right")
+    summary.add_row(*(f"{v:,}" for v in (report.arena_total, report.arena_head,
+                                          report.arena_tail, report.flash,
+                                          report.weight_bytes, report.peak_live_bytes)))
+    console.print(summary)
+    if report.tail_buckets:
+        tail = Table(title="tail allocations (TFLM recording allocator)")
+        for col in ("bucket", "used", "requested", "count"):
+            tail.add_column(col, justify="left" if col == "bucket" else "right")
+        for k, (used, req, n) in report.tail_buckets.items():
+            tail.add_row(k, f"{used:,}", f"{req:,}", f"{n:,}")
+        console.print(tail)
+    if with_ops:
+        ops = Table(title="per op (bytes)")
+        for col in ("#", "op", "output shape", "in act", "out", "weights", "live"):
+            ops.add_column(col, justify="left" if col in ("op", "output shape") else "right")
+        for r in report.ops:
+            ops.add_row(str(r.index), r.op, " ".join(str(s) for s in r.output_shapes),
+                        f"{r.input_bytes:,}", f"{r.output_bytes:,}", f"{r.weight_bytes:,}",
+                        f"{r.live_bytes:,}")
+        console.print(ops)
+    return buf.getvalue()
+
+
+def plot_timeline(report: MemoryReport, path: str) -> None:
+    """PNG of live activation bytes per op, with TFLM's arena head and total."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(max(6.0, min(24.0, len(report.ops) / 12)), 3.6))
+    xs = [r.index for r in report.ops]
+    ax.step(xs, [r.live_bytes / 1024 for r in report.ops], where="mid",
+            label="live activations")
+    ax.axhline(report.arena_head / 1024, color="tab:orange", ls="--", label="TFLM arena head")
+    ax.axhline(report.arena_total / 1024, color="tab:red", ls=":", label="TFLM arena total")
+    peak = max(report.ops, key=lambda r: r.live_bytes, default=None)
+    if peak is not None:
+        ax.annotate(f"peak at op {peak.index} ({peak.op})", (peak.index, peak.live_bytes / 1024),
+                    textcoords="offset points", xytext=(5, 5), fontsize=8)
+    ax.set_xlabel("operator index")
+    ax.set_ylabel("KiB")
+    ax.set_title(f"{report.name}: live bytes per op")
+    ax.legend(fontsize=8, loc="upper right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
