@@ -122,7 +122,8 @@ def _single_exit(g: _Graph, region: list[int], x: int):
 
 
 def _gelus(g: _Graph) -> list[Match]:
-    """MUL(x, const) -> LOGISTIC -> MUL(x, .): x * sigmoid(1.702 x)."""
+    """MUL(x, const) -> LOGISTIC -> (RESHAPE) -> MUL(x, .): x * sigmoid(1.702 x).
+    The RESHAPE appears when the converter flattened x to 2-D (4, 32) vs (1, 4, 32)."""
     found = []
     for op in g.info.ops:
         if op.name != "LOGISTIC":
@@ -131,16 +132,56 @@ def _gelus(g: _Graph) -> list[Match]:
         if scale is None or g.name(scale) != "MUL" or len(g.act_inputs(scale)) != 1:
             continue
         x = g.act_inputs(scale)[0]
-        mul = g.only_consumer(g.out(op.index), "MUL")
-        if mul is None or sorted(g.act_inputs(mul)) != sorted([x, g.out(op.index)]):
+        ops, t = [scale, op.index], g.out(op.index)
+        reshape = g.only_consumer(t, "RESHAPE")
+        if reshape is not None:
+            ops.append(reshape)
+            t = g.out(reshape)
+        mul = g.only_consumer(t, "MUL")
+        if mul is None or sorted(g.act_inputs(mul)) != sorted([x, t]):
             continue
-        found.append(Match(GELU, (scale, op.index, mul), x, g.out(mul)))
+        found.append(Match(GELU, tuple(ops + [mul]), x, g.out(mul)))
     return found
 
 
+_LAYOUT_OPS = ("RESHAPE", "TRANSPOSE")  # head split/merge; dropped when a no-op (1 head)
+
+
+def _back_to_fc(g: _Graph, t: int):
+    """Walk producers through RESHAPE/TRANSPOSE to a FULLY_CONNECTED: (ops, its input)."""
+    walked = []
+    while True:
+        p = g.producer.get(t)
+        if p is None or len(g.act_inputs(p)) != 1:
+            return None
+        walked.append(p)
+        if g.name(p) == "FULLY_CONNECTED":
+            return walked, g.act_inputs(p)[0]
+        if g.name(p) not in _LAYOUT_OPS or len(walked) > 3:
+            return None
+        t = g.act_inputs(p)[0]
+
+
+def _forward_to_fc(g: _Graph, t: int):
+    """Walk single consumers through RESHAPE/TRANSPOSE to a FULLY_CONNECTED."""
+    walked = []
+    while len(walked) <= 3:
+        c = g.only_consumer(t)
+        if c is None:
+            return None
+        walked.append(c)
+        if g.name(c) == "FULLY_CONNECTED":
+            return walked, g.out(c)
+        if g.name(c) not in _LAYOUT_OPS:
+            return None
+        t = g.out(c)
+    return None
+
+
 def _attentions(g: _Graph) -> list[Match]:
-    """Q/K/V FULLY_CONNECTED -> RESHAPE -> TRANSPOSE, BATCH_MATMUL -> MUL -> SOFTMAX ->
-    BATCH_MATMUL -> TRANSPOSE -> RESHAPE -> FULLY_CONNECTED."""
+    """Q/K/V FULLY_CONNECTED -> (RESHAPE -> TRANSPOSE), BATCH_MATMUL -> MUL -> SOFTMAX ->
+    BATCH_MATMUL -> (TRANSPOSE -> RESHAPE) -> FULLY_CONNECTED. The layout ops are
+    optional: the TFLite converter drops or merges the ones that move nothing."""
     found = []
     for op in g.info.ops:
         if op.name != "SOFTMAX":
@@ -153,22 +194,14 @@ def _attentions(g: _Graph) -> list[Match]:
         if qk is None or g.name(qk) != "BATCH_MATMUL" or av is None:
             continue
         v_in = [t for t in g.act_inputs(av) if t != g.out(op.index)]
-        branches = [g.back(t, ["TRANSPOSE", "RESHAPE", "FULLY_CONNECTED"])
-                    for t in g.act_inputs(qk) + v_in]
+        branches = [_back_to_fc(g, t) for t in g.act_inputs(qk) + v_in]
         if len(branches) != 3 or None in branches or len({b[1] for b in branches}) != 1:
             continue
-        tail = []
-        t = g.out(av)
-        for name in ("TRANSPOSE", "RESHAPE", "FULLY_CONNECTED"):
-            nxt = g.only_consumer(t, name)
-            if nxt is None:
-                break
-            tail.append(nxt)
-            t = g.out(nxt)
-        if len(tail) != 3:
+        tail = _forward_to_fc(g, g.out(av))
+        if tail is None:
             continue
-        ops = [i for b in branches for i in b[0]] + [qk, scaled[0][0], op.index, av] + tail
-        found.append(Match(ATTENTION, tuple(sorted(ops)), branches[0][1], t))
+        ops = [i for b in branches for i in b[0]] + [qk, scaled[0][0], op.index, av] + tail[0]
+        found.append(Match(ATTENTION, tuple(sorted(ops)), branches[0][1], tail[1]))
     return found
 
 

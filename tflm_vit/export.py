@@ -12,10 +12,11 @@ converters/patterns.py, which checks them):
                    -> ADD(eps) -> RSQRT -> MUL -> MUL -> MUL -> ADD
   attention        FULLY_CONNECTED x3 (Q, K, V; each -> RESHAPE -> TRANSPOSE)
                    -> BATCH_MATMUL(Q, K^T) -> MUL(scale) -> SOFTMAX -> BATCH_MATMUL(., V)
-                   -> TRANSPOSE -> RESHAPE -> FULLY_CONNECTED (output projection)
+                   -> TRANSPOSE -> RESHAPE -> FULLY_CONNECTED (output projection);
+                   layout ops that move nothing (one head) are dropped by the converter
   linear           FULLY_CONNECTED (with bias)
   low-rank linear  FULLY_CONNECTED (no bias, out = rank) -> FULLY_CONNECTED (with bias)
-  GELU             MUL(x, 1.702) -> LOGISTIC -> MUL(x, .)   i.e. x * sigmoid(1.702 x),
+  GELU             MUL(x, 1.702) -> LOGISTIC -> (RESHAPE) -> MUL(x, .)  = x*sigmoid(1.702x),
                    standing in for the exact GELU the supernet trains with (the wheel has
                    no GELU kernel)
   head             (LayerNorm) -> MEAN over tokens -> FULLY_CONNECTED

@@ -1,0 +1,108 @@
+"""Stock TFLM memory of the reference ViTs R0, R1, R2 exported from the supernet code.
+
+Writes bench/results/stock_tflm.json ({"models": [{"name", "arena_total", "arena_head",
+"arena_tail", "flash"}, ...]}), stock_tflm.md (table) and stock_tflm.png (live bytes per
+op) beside it. Arena figures are what the wheel's recording allocator prints; each is
+confirmed by a binary search for the smallest arena the interpreter accepts.
+Weights are the untrained supernet's: memory does not depend on their values.
+
+Run: .venv/bin/python bench/stock_tflm.py   (or: make bench)
+"""
+
+import json
+import os
+import sys
+
+import numpy as np
+
+from tflm_vit import report, runtime
+from tflm_vit.export import export_tflite
+from tflm_vit.space import REFERENCE_CONFIGS, REFERENCE_SPACE
+from tflm_vit.supernet import ViTSupernet
+from tflm_vit.tflite_model import parse_model
+
+RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+
+
+def measure(net, name, config):
+    rep = np.random.default_rng(0).uniform(
+        -1, 1, (8, config.resolution, config.resolution, 3)).astype(np.float32)
+    model = export_tflite(net, config, rep)
+    r = report.analyze(model, name=name)
+    smallest = runtime.smallest_arena(model, r.arena_total)
+    info = parse_model(model)
+    params = sum(int(np.prod(t.shape)) for t in info.tensors
+                 if t.is_constant and t.dtype in ("INT8", "INT32"))
+    bmm_copies = r.tail_buckets.get("Persistent buffer data", (0, 0, 0))[0]
+    return r, {
+        "name": name, "config": config.to_dict(), "arena_total": r.arena_total,
+        "arena_head": r.arena_head, "arena_tail": r.arena_tail, "flash": r.flash,
+        "smallest_accepted_arena": smallest, "ops": len(r.ops), "params": params,
+        "persistent_buffer_bytes": bmm_copies, "peak_live_activations": r.peak_live_bytes,
+    }
+
+
+def write_table(rows, path):
+    lines = [
+        "# Stock TFLM memory of the reference ViTs",
+        "",
+        "Written by `bench/stock_tflm.py`; arena figures from the `tflite-micro` wheel's "
+        "recording allocator (bytes).",
+        "",
+        "| model | config (res/patch, dim, depth, heads, MLP) | int8/int32 constant elements | ops | arena total "
+        "| head | tail | of which kernel persistent buffers | smallest arena accepted "
+        "| flash (.tflite) | fits 320 KB? |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        c = r["config"]
+        cfg = (f"{c['resolution']}/{c['patch_size']}, {c['embed_dim']}, {c['depth']}, "
+               f"{c['num_heads'][0]}, {c['mlp_ratio'][0]:g}")
+        lines.append(
+            f"| {r['name']} | {cfg} | {r['params']:,} | {r['ops']} | {r['arena_total']:,} "
+            f"| {r['arena_head']:,} | {r['arena_tail']:,} | {r['persistent_buffer_bytes']:,} "
+            f"| {r['smallest_accepted_arena']:,} | {r['flash']:,} "
+            f"| {'yes' if r['arena_total'] <= 320 * 1024 else 'no'} |")
+    lines += ["", "Tail = persistent memory; most of it in R1/R2 is BATCH_MATMUL's transposed "
+              "copies of K and V (kernel persistent buffers).", ""]
+    with open(path, "w") as f:
+        f.write("\n".join(lines))
+
+
+def plot(reports, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, len(reports), figsize=(5 * len(reports), 3.4))
+    for ax, r in zip(np.atleast_1d(axes), reports):
+        ax.step([o.index for o in r.ops], [o.live_bytes / 1024 for o in r.ops], where="mid",
+                label="live activations")
+        ax.axhline(r.arena_head / 1024, color="tab:orange", ls="--", label="arena head")
+        ax.axhline(r.arena_total / 1024, color="tab:red", ls=":", label="arena total")
+        ax.set_title(r.name)
+        ax.set_xlabel("operator index")
+        ax.set_ylabel("KiB")
+    np.atleast_1d(axes)[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def main():
+    os.makedirs(RESULTS, exist_ok=True)
+    net = ViTSupernet(REFERENCE_SPACE)
+    rows, reports = [], []
+    for name, config in REFERENCE_CONFIGS.items():
+        r, row = measure(net, name, config)
+        rows.append(row)
+        reports.append(r)
+        print(f"{name}: arena {row['arena_total']:,} (head {row['arena_head']:,}, tail "
+              f"{row['arena_tail']:,}), flash {row['flash']:,}", file=sys.stderr)
+    with open(os.path.join(RESULTS, "stock_tflm.json"), "w") as f:
+        json.dump({"models": rows}, f, indent=1)
+    write_table(rows, os.path.join(RESULTS, "stock_tflm.md"))
+    plot(reports, os.path.join(RESULTS, "stock_tflm.png"))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,76 @@
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tflm_vit.errors import ConfigError
+from tflm_vit.space import SearchSpace
+from tflm_vit.train import TrainConfig, load_supernet, sandwich_configs, train_supernet
+
+TINY = SearchSpace(resolution=[16], patch_size=[4, 8], embed_dim=[16, 32], depth=[1, 2],
+                   num_heads=[1, 2], mlp_ratio=[1.0, 2.0], rank_ratio=[0.5, 1.0])
+
+
+def _small(digits, n=128):
+    import dataclasses
+    return dataclasses.replace(digits, x_train=digits.x_train[:n], y_train=digits.y_train[:n])
+
+
+def test_sandwich_has_largest_smallest_and_random():
+    enc = sandwich_configs(TINY, np.random.default_rng(0), 2)
+    assert enc["dim"].tolist()[:2] == [32, 16] and len(enc["dim"]) == 4
+
+
+def test_mirrored_strategy_train_checkpoint_and_resume(digits, tmp_path):
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    assert strategy.num_replicas_in_sync == 2
+    ckpt = str(tmp_path / "ckpt")
+    data = _small(digits)
+    cfg = TrainConfig(steps=6, batch_size=8, log_every=2, checkpoint_dir=ckpt,
+                      checkpoint_every=3)
+    net, hist = train_supernet(TINY, data, cfg, strategy=strategy, progress=False)
+    assert [h["step"] for h in hist] == [2, 4, 6]
+    assert all(np.isfinite(h["loss"]) for h in hist)
+    assert tf.train.latest_checkpoint(ckpt).endswith("-6")
+    # Resume: a longer run starts at step 6, not 0.
+    cfg2 = TrainConfig(steps=8, batch_size=8, log_every=2, checkpoint_dir=ckpt)
+    _, hist2 = train_supernet(TINY, data, cfg2, strategy=strategy, progress=False)
+    assert [h["step"] for h in hist2] == [8]
+    # The checkpoint reloads into a supernet with the same weights.
+    net2 = load_supernet(ckpt)
+    w = net2.blocks[0].attn.q.kernel.numpy()
+    assert w.shape == (32, 32) and np.isfinite(w).all()
+
+
+def test_training_reduces_loss(digits):
+    _, hist = train_supernet(TINY, _small(digits, 512),
+                             TrainConfig(steps=120, batch_size=32, log_every=10),
+                             progress=False)
+    first = np.mean([h["loss"] for h in hist[:2]])
+    last = np.mean([h["loss"] for h in hist[-2:]])
+    assert last < 0.8 * first
+
+
+def test_resume_with_another_space_is_refused(digits, tmp_path):
+    ckpt = str(tmp_path / "c")
+    train_supernet(TINY, _small(digits, 32), TrainConfig(steps=1, batch_size=8,
+                                                          checkpoint_dir=ckpt), progress=False)
+    other = SearchSpace.from_dict({**TINY.to_dict(), "embed_dim": [16]})
+    with pytest.raises(ConfigError, match="space"):
+        train_supernet(other, _small(digits, 32), TrainConfig(steps=2, batch_size=8,
+                                                               checkpoint_dir=ckpt),
+                       progress=False)
+
+
+def test_bad_batch_split_is_clear(digits):
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    with pytest.raises(ConfigError, match="batch_size"):
+        train_supernet(TINY, _small(digits, 32), TrainConfig(steps=1, batch_size=7),
+                       strategy=strategy, progress=False)
+
+
+def test_missing_checkpoint_is_clear(tmp_path):
+    with pytest.raises(FileNotFoundError, match="space.json"):
+        load_supernet(str(tmp_path))
+    assert not os.listdir(tmp_path)
