@@ -37,13 +37,21 @@ def _space_and_data(args):
     return space, data
 
 
-def _cmd_train(args):
+def _train(args):
     from tflm_vit.train import TrainConfig, train_supernet
     space, data = _space_and_data(args)
     cfg = TrainConfig(steps=args.steps, batch_size=args.batch_size, seed=args.seed,
                       checkpoint_dir=args.out)
     net, history = train_supernet(space, data, cfg, progress=not args.quiet)
     return net, space, data, history
+
+
+def _cmd_train(args) -> int:
+    _, _, data, history = _train(args)
+    last = history[-1] if history else {}
+    print(f"trained on '{data.name}' to step {last.get('step', args.steps)}; "
+          f"checkpoint: {args.out}")
+    return 0
 
 
 def _parse_config(text: str):
@@ -89,7 +97,7 @@ def _cmd_demo(args) -> int:
     os.makedirs(args.out, exist_ok=True)
     args.quiet = False
     t0 = time.time()
-    net, space, data, history = _cmd_train(args)
+    net, space, data, history = _train(args)
     print(f"supernet trained on '{data.name}' ({len(data.x_train)} train / "
           f"{len(data.x_test)} test images) in {time.time() - t0:.0f} s; "
           f"checkpoint: {args.out}")
@@ -137,7 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--batch-size", type=int, default=64)
     t.add_argument("--out", required=True, help="checkpoint folder (resumes if present)")
     t.add_argument("--quiet", action="store_true")
-    t.set_defaults(fn=lambda a: (_cmd_train(a), 0)[1])
+    t.set_defaults(fn=_cmd_train)
 
     e = sub.add_parser("export", help="export a subnet of a trained supernet to int8 TFLite")
     e.add_argument("--checkpoint", required=True)

@@ -130,8 +130,8 @@ class SubnetConfig:
         unknown = sorted(set(d) - fields)
         if unknown:
             raise ConfigError(unknown[0], "is not a SubnetConfig field")
-        missing = sorted(f.name for f in dataclasses.fields(cls)
-                         if f.name not in d and f.default is dataclasses.MISSING)
+        missing = [f.name for f in dataclasses.fields(cls)  # in declaration order
+                   if f.name not in d and f.default is dataclasses.MISSING]
         if missing:
             raise ConfigError(missing[0], "is missing")
         return cls(**d)

@@ -16,6 +16,7 @@ import dataclasses
 import json
 import os
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -99,7 +100,6 @@ def train_supernet(space: SearchSpace, data: Dataset, cfg: TrainConfig = TrainCo
                           "replicas")
     with strategy.scope():
         net = supernet or ViTSupernet(space)
-        import keras
         opt = keras.optimizers.AdamW(
             keras.optimizers.schedules.CosineDecay(cfg.learning_rate, cfg.steps,
                                                    warmup_target=None),
