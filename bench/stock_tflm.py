@@ -75,13 +75,8 @@ def plot(reports, path):
     import matplotlib.pyplot as plt
     fig, axes = plt.subplots(1, len(reports), figsize=(5 * len(reports), 3.4))
     for ax, r in zip(np.atleast_1d(axes), reports):
-        ax.step([o.index for o in r.ops], [o.live_bytes / 1024 for o in r.ops], where="mid",
-                label="live activations")
-        ax.axhline(r.arena_head / 1024, color="tab:orange", ls="--", label="arena head")
-        ax.axhline(r.arena_total / 1024, color="tab:red", ls=":", label="arena total")
+        report.draw_timeline(ax, r, annotate_peak=False)
         ax.set_title(r.name)
-        ax.set_xlabel("operator index")
-        ax.set_ylabel("KiB")
     np.atleast_1d(axes)[0].legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=100)

@@ -147,34 +147,25 @@ def _gelus(g: _Graph) -> list[Match]:
 _LAYOUT_OPS = ("RESHAPE", "TRANSPOSE")  # head split/merge; dropped when a no-op (1 head)
 
 
-def _back_to_fc(g: _Graph, t: int):
-    """Walk producers through RESHAPE/TRANSPOSE to a FULLY_CONNECTED: (ops, its input)."""
+def _walk_to_fc(g: _Graph, t: int, forward: bool):
+    """Follow RESHAPE/TRANSPOSE ops from tensor t (through its producers, or its single
+    consumers when forward) to a FULLY_CONNECTED, at most 4 ops. Returns (ops walked,
+    the FULLY_CONNECTED's input when walking back or its output when forward) or None."""
     walked = []
-    while True:
-        p = g.producer.get(t)
-        if p is None or len(g.act_inputs(p)) != 1:
+    for _ in range(4):
+        if forward:
+            i = g.only_consumer(t)
+        else:
+            i = g.producer.get(t)
+            i = i if i is not None and len(g.act_inputs(i)) == 1 else None
+        if i is None:
             return None
-        walked.append(p)
-        if g.name(p) == "FULLY_CONNECTED":
-            return walked, g.act_inputs(p)[0]
-        if g.name(p) not in _LAYOUT_OPS or len(walked) > 3:
+        walked.append(i)
+        t = g.out(i) if forward else g.act_inputs(i)[0]
+        if g.name(i) == "FULLY_CONNECTED":
+            return walked, t
+        if g.name(i) not in _LAYOUT_OPS:
             return None
-        t = g.act_inputs(p)[0]
-
-
-def _forward_to_fc(g: _Graph, t: int):
-    """Walk single consumers through RESHAPE/TRANSPOSE to a FULLY_CONNECTED."""
-    walked = []
-    while len(walked) <= 3:
-        c = g.only_consumer(t)
-        if c is None:
-            return None
-        walked.append(c)
-        if g.name(c) == "FULLY_CONNECTED":
-            return walked, g.out(c)
-        if g.name(c) not in _LAYOUT_OPS:
-            return None
-        t = g.out(c)
     return None
 
 
@@ -194,10 +185,10 @@ def _attentions(g: _Graph) -> list[Match]:
         if qk is None or g.name(qk) != "BATCH_MATMUL" or av is None:
             continue
         v_in = [t for t in g.act_inputs(av) if t != g.out(op.index)]
-        branches = [_back_to_fc(g, t) for t in g.act_inputs(qk) + v_in]
+        branches = [_walk_to_fc(g, t, forward=False) for t in g.act_inputs(qk) + v_in]
         if len(branches) != 3 or None in branches or len({b[1] for b in branches}) != 1:
             continue
-        tail = _forward_to_fc(g, g.out(av))
+        tail = _walk_to_fc(g, g.out(av), forward=True)
         if tail is None:
             continue
         ops = [i for b in branches for i in b[0]] + [qk, scaled[0][0], op.index, av] + tail[0]

@@ -81,7 +81,6 @@ def test_corrupted_model_never_crashes(exported_r0):
 
 def test_unresolvable_op_is_named(tmp_path):
     import keras
-    import tensorflow as tf
 
     from tflm_vit.export import keras_to_tflite
     inp = keras.Input((4, 8), batch_size=1)
@@ -90,7 +89,6 @@ def test_unresolvable_op_is_named(tmp_path):
     with pytest.raises(UnsupportedOpError, match="GELU") as e:
         report.analyze(data)
     assert e.value.op_name == "GELU" and e.value.operator_indices
-    del tf
 
 
 def test_cli_analyze(exported_r0, tmp_path):

@@ -142,6 +142,20 @@ def format_report(report: MemoryReport, with_ops: bool = True, width: int = 110)
     return buf.getvalue()
 
 
+def draw_timeline(ax, report: MemoryReport, annotate_peak: bool = True) -> None:
+    """Live activation bytes per op on a matplotlib axis, with TFLM's arena head and total."""
+    ax.step([r.index for r in report.ops], [r.live_bytes / 1024 for r in report.ops],
+            where="mid", label="live activations")
+    ax.axhline(report.arena_head / 1024, color="tab:orange", ls="--", label="TFLM arena head")
+    ax.axhline(report.arena_total / 1024, color="tab:red", ls=":", label="TFLM arena total")
+    peak = max(report.ops, key=lambda r: r.live_bytes, default=None)
+    if annotate_peak and peak is not None:
+        ax.annotate(f"peak at op {peak.index} ({peak.op})", (peak.index, peak.live_bytes / 1024),
+                    textcoords="offset points", xytext=(5, 5), fontsize=8)
+    ax.set_xlabel("operator index")
+    ax.set_ylabel("KiB")
+
+
 def plot_timeline(report: MemoryReport, path: str) -> None:
     """PNG of live activation bytes per op, with TFLM's arena head and total."""
     import matplotlib
@@ -149,17 +163,7 @@ def plot_timeline(report: MemoryReport, path: str) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(max(6.0, min(24.0, len(report.ops) / 12)), 3.6))
-    xs = [r.index for r in report.ops]
-    ax.step(xs, [r.live_bytes / 1024 for r in report.ops], where="mid",
-            label="live activations")
-    ax.axhline(report.arena_head / 1024, color="tab:orange", ls="--", label="TFLM arena head")
-    ax.axhline(report.arena_total / 1024, color="tab:red", ls=":", label="TFLM arena total")
-    peak = max(report.ops, key=lambda r: r.live_bytes, default=None)
-    if peak is not None:
-        ax.annotate(f"peak at op {peak.index} ({peak.op})", (peak.index, peak.live_bytes / 1024),
-                    textcoords="offset points", xytext=(5, 5), fontsize=8)
-    ax.set_xlabel("operator index")
-    ax.set_ylabel("KiB")
+    draw_timeline(ax, report)
     ax.set_title(f"{report.name}: live bytes per op")
     ax.legend(fontsize=8, loc="upper right")
     fig.tight_layout()
