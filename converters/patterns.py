@@ -30,6 +30,10 @@ class Match:
     ops: tuple[int, ...]  # operator indices, ascending
     input: int  # activation tensor entering the pattern
     output: int  # tensor leaving it
+    roles: tuple = ()  # (name, op index) pairs naming the parts (attention: q, k, v, ...)
+
+    def role(self, name: str) -> int:
+        return dict(self.roles)[name]
 
 
 class _Graph:
@@ -192,7 +196,10 @@ def _attentions(g: _Graph) -> list[Match]:
         if tail is None:
             continue
         ops = [i for b in branches for i in b[0]] + [qk, scaled[0][0], op.index, av] + tail[0]
-        found.append(Match(ATTENTION, tuple(sorted(ops)), branches[0][1], tail[1]))
+        roles = (("q", branches[0][0][-1]), ("k", branches[1][0][-1]), ("v", branches[2][0][-1]),
+                 ("qk", qk), ("scale", scaled[0][0]), ("softmax", op.index), ("av", av),
+                 ("proj", tail[0][-1]))
+        found.append(Match(ATTENTION, tuple(sorted(ops)), branches[0][1], tail[1], roles))
     return found
 
 

@@ -33,3 +33,12 @@ class ExportError(TflmVitError, RuntimeError):
 
 class DataError(TflmVitError, ValueError):
     """A dataset folder or array is unusable."""
+
+
+class CustomOpError(TflmVitError, RuntimeError):
+    """One of our TFLM ops refused its inputs or options (wrong type, rank, shape,
+    truncated custom options); the message is the op's own, naming op and tensor."""
+
+
+class ConversionError(TflmVitError, RuntimeError):
+    """The converter cannot map an op, or a rewrite changed what the model computes."""

@@ -15,7 +15,8 @@ import tempfile
 import numpy as np
 from tflite_micro.python.tflite_micro import runtime as tflm
 
-from tflm_vit.errors import ModelFileError, TflmVitError, UnsupportedOpError
+from tflm_vit import tflm_ops
+from tflm_vit.errors import CustomOpError, ModelFileError, TflmVitError, UnsupportedOpError
 from tflm_vit.fdcapture import capture_fd
 from tflm_vit.tflite_model import ModelInfo, load_model
 
@@ -24,16 +25,22 @@ _MISSING_CUSTOM = re.compile(r"Didn't find op for custom opcode '([^']+)'")
 _ALLOC_LINE = re.compile(r"Arena allocation (total|head|tail) (\d+) bytes")
 _BUCKET_LINE = re.compile(r"'([^']+)' used (\d+) bytes with alignment overhead "
                           r"\(requested (\d+) bytes for (\d+) ")
+_OUR_OP_ERROR = re.compile(r"^(?:TV_[A-Z_]+|TflmVitRegisterOps): .*$", re.MULTILINE)
 _OUT_OF_ARENA = re.compile(r"Failed to (resize buffer|allocate (tail |head )?memory)[^\n]*")
 # The wheel can crash (SIGSEGV) instead of failing cleanly when the arena is too small,
 # so in-process calls only ever use an arena known to be large enough, and probing of
 # small sizes runs in a child process.
 _PROBE = """
-import sys
+import ctypes, sys
 from tflite_micro.python.tflite_micro import runtime as tflm
 data = open(sys.argv[1], "rb").read()
+registerers = []
+if len(sys.argv) > 3:  # our op library, then its registerer
+    ctypes.CDLL(sys.argv[3], mode=ctypes.RTLD_GLOBAL)
+    registerers = [sys.argv[4]]
 try:
-    tflm.Interpreter.from_bytes(data, arena_size=int(sys.argv[2]))
+    tflm.Interpreter.from_bytes(data, custom_op_registerers=registerers,
+                                arena_size=int(sys.argv[2]))
 except RuntimeError:
     sys.exit(3)
 print("FITS")
@@ -64,6 +71,9 @@ class ArenaAllocations:
 
 
 def _explain_failure(text: str, info: ModelInfo, arena_size: int) -> Exception:
+    ours = _OUR_OP_ERROR.findall(text)
+    if ours:
+        return CustomOpError("; ".join(dict.fromkeys(line.strip() for line in ours)))
     m = _MISSING_BUILTIN.search(text)
     if m:
         return UnsupportedOpError(m.group(1), [o.index for o in info.ops if o.name == m.group(1)])
@@ -84,13 +94,22 @@ def _builtin_names():
     return BUILTIN_NAMES.values()
 
 
+def registerers_for(info: ModelInfo, extra=()) -> list[str]:
+    """The registerers a model needs: ours when it uses our ops, plus `extra`."""
+    names = list(extra)
+    if tflm_ops.uses_our_ops(op.name for op in info.ops) and tflm_ops.REGISTERER not in names:
+        names.append(tflm_ops.load())
+    return names
+
+
 def make_interpreter(model, arena_size: int | None = None, preserve_all_tensors=False,
                      custom_op_registerers=()):
     """A wheel Interpreter for `model` (path or bytes). With arena_size None, uses an
     arena that certainly fits; an explicit arena_size below what TFLM records for the
-    model is refused with ArenaTooSmallError before the wheel sees it.
-    Returns (interpreter, arena_size used)."""
+    model is refused with ArenaTooSmallError before the wheel sees it. Models with our
+    ops get our registerer automatically. Returns (interpreter, arena_size used)."""
     data, info = load_model(model)
+    custom_op_registerers = registerers_for(info, custom_op_registerers)
     safe = safe_arena_size(info)
     if arena_size is not None:
         if int(arena_size) <= 0:
@@ -131,12 +150,15 @@ def allocations(model, custom_op_registerers=()) -> ArenaAllocations:
 def fits(model, arena_size: int) -> bool:
     """Whether TFLM can allocate `model` in exactly `arena_size` bytes. Runs in a child
     process, because the wheel may crash rather than fail on a small arena."""
-    data, _ = load_model(model)
+    data, info = load_model(model)
+    extra = []
+    if registerers_for(info):
+        extra = [str(tflm_ops.library_path()), tflm_ops.REGISTERER]
     with tempfile.NamedTemporaryFile(suffix=".tflite") as f:
         f.write(data)
         f.flush()
-        proc = subprocess.run([sys.executable, "-c", _PROBE, f.name, str(int(arena_size))],
-                              capture_output=True, text=True, timeout=300)
+        proc = subprocess.run([sys.executable, "-c", _PROBE, f.name, str(int(arena_size)),
+                               *extra], capture_output=True, text=True, timeout=300)
     return proc.returncode == 0 and "FITS" in proc.stdout
 
 

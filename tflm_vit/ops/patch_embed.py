@@ -29,3 +29,9 @@ def scratch_bytes(out_channels: int, in_channels: int, sub_patch: int) -> int:
 def im2col_bytes(out_channels: int, in_channels: int, patch: int) -> int:
     """The whole-patch im2col alternative, for comparison."""
     return 4 * out_channels + patch * patch * in_channels
+
+
+def default_sub_patch(patch: int) -> int:
+    """The largest of 4, 2, 1 that divides the patch and is smaller than it (1 for a
+    patch of 1): scratch shrinks by (patch / sub)^2 against whole-patch im2col."""
+    return next(s for s in (4, 2, 1) if patch % s == 0 and (s < patch or s == 1))

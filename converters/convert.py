@@ -1,0 +1,195 @@
+"""The converter: an exported int8 ViT in, the same model on our TFLM ops out.
+
+Finds the ViT parts (converters/patterns.py), replaces each with our custom ops
+carrying precomputed integer parameters (converters/rewrites.py), writes a valid
+flatbuffer with TFLM's model editor, and verifies every rewrite by running the old
+and new model in the tflite-micro wheel on the same inputs: each new op's output in
+the interpreter must equal its NumPy reference bit for bit."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from tflm_vit.converters import model_io as mio
+from tflm_vit.converters import patterns as pat
+from tflm_vit.converters.rewrites import NewOp, Rewriter, Settings, Unmappable
+from tflm_vit.errors import ConversionError
+from tflm_vit.tflite_model import load_model
+
+# Ops that stay as they are: stock int8 TFLM builtins that need no custom op.
+KEPT_KINDS = {pat.RESIDUAL_ADD: "stock int8 ADD, no custom op needed",
+              pat.MEAN_POOL: "stock int8 MEAN over tokens, no custom op needed"}
+
+
+@dataclasses.dataclass
+class Rewritten:
+    kind: str
+    replaced: tuple[int, ...]  # original op indices
+    new_ops: list[NewOp]
+    verified: str = "not run"
+    stock_max_lsb: int | None = None  # |new - stock| at the rewrite's output, on the samples
+
+
+@dataclasses.dataclass
+class Left:
+    ops: tuple[int, ...]
+    names: tuple[str, ...]
+    reason: str
+
+
+@dataclasses.dataclass
+class Conversion:
+    model: bytes
+    rewritten: list[Rewritten]
+    left: list[Left]
+    top1_agreement_with_stock: float | None = None  # on the verification samples
+    samples: int = 0
+
+    def op_counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for r in self.rewritten:
+            for op in r.new_ops:
+                counts[op.custom_code] = counts.get(op.custom_code, 0) + 1
+        return counts
+
+
+def _name(kind: str, n: int) -> str:
+    return f"tv/{kind}{n}"
+
+
+def _plan(info, rewriter: Rewriter, settings: Settings, strict: bool):
+    """Matches -> Rewritten groups and Left ops."""
+    matches = pat.find_patterns(info)
+    unmatched = pat.unmatched_ops(info, matches)
+    left: list[Left] = []
+    if unmatched:
+        names = tuple(info.ops[i].name for i in unmatched)
+        if strict:
+            raise ConversionError(
+                "cannot map " + ", ".join(f"op {i} ({n})" for i, n in zip(unmatched, names))
+                + ": not part of any ViT pattern the converter knows (see export.py); pass "
+                "keep_unmapped=True / --keep-unmapped to leave them as they are")
+        left.append(Left(tuple(unmatched), names, "no known pattern; left as is"))
+
+    by_op = {i: m for m in matches for i in m.ops}
+    used: set[int] = set()
+    groups: list[Rewritten] = []
+    counter: dict[str, int] = {}
+
+    def name(kind):
+        counter[kind] = counter.get(kind, 0) + 1
+        return _name(kind, counter[kind] - 1)
+
+    def attempt(kind, ops, build):
+        try:
+            new = build()
+        except Unmappable as e:
+            left.append(Left(tuple(sorted(ops)), tuple(info.ops[i].name for i in sorted(ops)),
+                             f"{kind}: {e}"))
+            return
+        used.update(ops)
+        groups.append(Rewritten(kind, tuple(sorted(ops)), new if isinstance(new, list) else [new]))
+
+    def linear_chain(first_fc: int) -> list[int] | None:
+        m = by_op.get(first_fc)
+        if m is None or m.kind not in (pat.LINEAR, pat.LOW_RANK_LINEAR):
+            return None
+        return list(m.ops)
+
+    for m in matches:
+        if set(m.ops) & used:
+            continue
+        if m.kind in KEPT_KINDS:
+            left.append(Left(m.ops, tuple(info.ops[i].name for i in m.ops), KEPT_KINDS[m.kind]))
+        elif m.kind == pat.PATCH_EMBEDDING:
+            attempt(m.kind, m.ops[:2], lambda m=m: rewriter.patch_embedding(m, name("patch")))
+            add = m.ops[2]
+            left.append(Left((add,), (info.ops[add].name,),
+                             "position-embedding ADD: stock int8 ADD, no custom op needed"))
+        elif m.kind == pat.LAYERNORM:
+            attempt(m.kind, m.ops, lambda m=m: rewriter.layernorm(m, name("layernorm")))
+        elif m.kind == pat.ATTENTION:
+            attempt(m.kind, m.ops, lambda m=m: rewriter.attention(m, name("attention")))
+        elif m.kind == pat.GELU and settings.fuse_mlp:
+            g = rewriter
+            x_producer = _producer(info, m.input)
+            up = linear_chain(x_producer) if x_producer is not None else None
+            consumer = _only_consumer(info, m.output)
+            down = linear_chain(consumer) if consumer is not None else None
+            if up is None or down is None or set(up + down) & used:
+                attempt("mlp", m.ops, lambda m=m: g.gelu(m, name("gelu")))
+                continue
+            ops = up + list(m.ops) + down
+            attempt("mlp", ops, lambda m=m, up=up, down=down: g.mlp(up, m, down, name("mlp")))
+        elif m.kind == pat.GELU:
+            attempt(m.kind, m.ops, lambda m=m: rewriter.gelu(m, name("gelu")))
+        elif m.kind in (pat.LINEAR, pat.LOW_RANK_LINEAR):
+            pass  # after the MLPs, which may take them
+    for m in matches:
+        if m.kind == pat.LINEAR and not set(m.ops) & used:
+            attempt(m.kind, m.ops, lambda m=m: rewriter.linear(m.ops[0], name("linear")))
+        elif m.kind == pat.LOW_RANK_LINEAR and not set(m.ops) & used:
+            attempt(m.kind, m.ops,
+                    lambda m=m: rewriter.low_rank_linear(m.ops[0], m.ops[1], name("low_rank")))
+    return groups, left
+
+
+def _producer(info, t):
+    for op in info.ops:
+        if t in op.outputs:
+            return op.index
+    return None
+
+
+def _only_consumer(info, t):
+    cons = [op.index for op in info.ops if t in op.inputs]
+    return cons[0] if len(cons) == 1 else None
+
+
+def _apply(model, groups: list[Rewritten]) -> None:
+    """Replace the original ops of every group with its new ops, each at its anchor."""
+    sg = model.subgraphs[0]
+    replaced = {i for g in groups for i in g.replaced}
+    at_anchor: dict[int, list] = {}
+    for g in groups:
+        for op in g.new_ops:
+            at_anchor.setdefault(op.anchor, []).append(op)
+    new_list = []
+    for i, op in enumerate(sg.operators):
+        if i not in replaced:
+            new_list.append(op)
+        for new in at_anchor.get(i, []):
+            new_list.append(new.operator())
+    sg.operators = new_list
+    mio.prune(model)
+
+
+def convert(model, *, fuse_mlp: bool = True, gelu: str = "table",
+            sqrt_iterations: int | None = None, sub_patch: int | None = None,
+            keep_unmapped: bool = False, verify: bool = True, samples=None) -> Conversion:
+    """Rewrites `model` (path or bytes of an exported int8 ViT) onto our ops.
+
+    samples: int8 input images [n, H, W, C] for verification (default: 4 seeded random
+    images). Raises ConversionError for an op it cannot map (unless keep_unmapped) or
+    a rewrite whose output is not bit-exact with its reference."""
+    if gelu not in ("table", "shift"):
+        raise ConversionError(f"gelu must be 'table' or 'shift', got {gelu!r}")
+    data, info = load_model(model)
+    settings = Settings(fuse_mlp=fuse_mlp, gelu=gelu,
+                        sqrt_iterations=sqrt_iterations or Settings.sqrt_iterations,
+                        sub_patch=sub_patch)
+    editable = mio.read(data)
+    groups, left = _plan(info, Rewriter(editable, settings), settings, strict=not keep_unmapped)
+    for g in groups:  # remember original indices before the build renumbers tensors
+        for op in g.new_ops:
+            op.stock_output = op.output._index
+    _apply(editable, groups)
+    out = mio.build(editable)
+    result = Conversion(out, sorted(groups, key=lambda g: g.replaced[0]),
+                        sorted(left, key=lambda l: l.ops[0]))
+    if verify:
+        from tflm_vit.converters.verify import verify_conversion
+        verify_conversion(data, result, samples)
+    return result

@@ -1,0 +1,71 @@
+// TV_ATTENTION: fused multi-head attention over int8 q, k, v [tokens, heads*head_dim];
+// the tokens x tokens score map never exists. The output may start at q.
+#include "op_common.h"
+#include "ops.h"
+
+extern "C" {
+#include "tv_attention.h"
+}
+
+namespace tv_tflm {
+namespace {
+
+constexpr char kOp[] = "TV_ATTENTION";
+enum { kTokens, kHeads, kHeadDim, kQOffset, kKOffset, kVOffset, kScoreMult, kScoreShift,
+       kOutMult, kOutShift, kOutputOffset, kFields };
+
+struct OpData {
+  tv_attention_params params;
+  int scratch_index;
+};
+
+void* Init(Context* context, const char* buffer, size_t length) {
+  tv_options* o = ParseOptions(context, kOp, TV_OP_ATTENTION, kFields, buffer, length);
+  if (o == nullptr) return nullptr;
+  auto* data = static_cast<OpData*>(AllocatePersistentBuffer(context, sizeof(OpData)));
+  if (data == nullptr) return nullptr;
+  const int32_t* f = o->fields;
+  data->params = {f[kTokens], f[kHeads], f[kHeadDim], f[kQOffset], f[kKOffset], f[kVOffset],
+                  {f[kScoreMult], f[kScoreShift]}, {f[kOutMult], f[kOutShift]},
+                  f[kOutputOffset]};
+  return data;
+}
+
+Status Prepare(Context* context, Node* node) {
+  auto* data = static_cast<OpData*>(node->user_data);
+  if (data == nullptr) return Fail(kOp, "custom options invalid (see above)");
+  const tv_attention_params& p = data->params;
+  const char* what = nullptr;
+  if (tv_attention_validate(&p, &what) != TV_OK) return Fail(kOp, "%s", what);
+  const int32_t width = p.heads * p.head_dim;
+  if (!CheckCounts(kOp, node, 3, 3, 1) ||
+      !CheckActivation(kOp, "q", Input(context, node, 0), p.tokens, width) ||
+      !CheckActivation(kOp, "k", Input(context, node, 1), p.tokens, width) ||
+      !CheckActivation(kOp, "v", Input(context, node, 2), p.tokens, width) ||
+      !CheckActivation(kOp, "output", Output(context, node, 0), p.tokens, width)) {
+    return kError;
+  }
+  return RequestScratchBufferInArena(context, tv_attention_scratch_size(&p),
+                                     &data->scratch_index);
+}
+
+Status Eval(Context* context, Node* node) {
+  const auto* data = static_cast<const OpData*>(node->user_data);
+  const char* what = nullptr;
+  if (tv_attention_s8(&data->params, Data<int8_t>(Input(context, node, 0)),
+                      Data<int8_t>(Input(context, node, 1)), Data<int8_t>(Input(context, node, 2)),
+                      MutableData<int8_t>(Output(context, node, 0)),
+                      GetScratchBuffer(context, data->scratch_index), &what) != TV_OK) {
+    return Fail(kOp, "%s", what);
+  }
+  return kOk;
+}
+
+}  // namespace
+
+const Registration* Register_TV_ATTENTION() {
+  static Registration r = {Init, nullptr, Prepare, Eval, nullptr, kBuiltinCustom, kOp};
+  return &r;
+}
+
+}  // namespace tv_tflm

@@ -1,0 +1,73 @@
+// TV_GELU: GELU on int8, by a 256-entry table (mode 0; input 1 is the table) or by
+// the integer x * sigmoid(1.702 x) approximation (mode 1; no table). May run in place.
+#include "op_common.h"
+#include "ops.h"
+
+extern "C" {
+#include "tv_gelu.h"
+}
+
+namespace tv_tflm {
+namespace {
+
+constexpr char kOp[] = "TV_GELU";
+enum { kMode, kInputZeroPoint, kOutputZeroPoint, kQ16Mult, kQ16Shift, kOutMult, kOutShift,
+       kFields };
+enum { kModeTable = 0, kModeShift = 1 };
+
+void* Init(Context* context, const char* buffer, size_t length) {
+  return ParseOptions(context, kOp, TV_OP_GELU, kFields, buffer, length);
+}
+
+Status Prepare(Context* context, Node* node) {
+  const auto* o = static_cast<const tv_options*>(node->user_data);
+  if (o == nullptr) return Fail(kOp, "custom options invalid (see above)");
+  const int32_t mode = o->fields[kMode];
+  if (mode != kModeTable && mode != kModeShift) return Fail(kOp, "mode %d is not 0 or 1", mode);
+  const int inputs = mode == kModeTable ? 2 : 1;
+  if (!CheckCounts(kOp, node, inputs, inputs, 1)) return kError;
+  const EvalTensor* x = Input(context, node, 0);
+  const EvalTensor* y = Output(context, node, 0);
+  if (!CheckTensor(kOp, "input", x, kTypeInt8) || !CheckTensor(kOp, "output", y, kTypeInt8)) {
+    return kError;
+  }
+  if (ElementCount(x) != ElementCount(y)) {
+    return Fail(kOp, "input has %lld elements, output %lld", (long long)ElementCount(x),
+                (long long)ElementCount(y));
+  }
+  if (mode == kModeTable) {
+    const int32_t dims[1] = {256};
+    const EvalTensor* table = Input(context, node, 1);
+    if (!CheckTensor(kOp, "table", table, kTypeInt8) ||
+        !CheckShape(kOp, "table", table, 1, dims)) {
+      return kError;
+    }
+  }
+  return kOk;
+}
+
+Status Eval(Context* context, Node* node) {
+  const int32_t* f = static_cast<const tv_options*>(node->user_data)->fields;
+  const EvalTensor* x = Input(context, node, 0);
+  const int32_t count = static_cast<int32_t>(ElementCount(x));
+  int8_t* out = MutableData<int8_t>(Output(context, node, 0));
+  const char* what = nullptr;
+  tv_status status;
+  if (f[kMode] == kModeTable) {
+    status = tv_lut_s8(Data<int8_t>(Input(context, node, 1)), Data<int8_t>(x), out, count, &what);
+  } else {
+    const tv_gelu_shift_params p = {f[kInputZeroPoint], f[kOutputZeroPoint],
+                                    {f[kQ16Mult], f[kQ16Shift]}, {f[kOutMult], f[kOutShift]}};
+    status = tv_gelu_shift_s8(&p, Data<int8_t>(x), out, count, &what);
+  }
+  return status == TV_OK ? kOk : Fail(kOp, "%s", what);
+}
+
+}  // namespace
+
+const Registration* Register_TV_GELU() {
+  static Registration r = {Init, nullptr, Prepare, Eval, nullptr, kBuiltinCustom, kOp};
+  return &r;
+}
+
+}  // namespace tv_tflm

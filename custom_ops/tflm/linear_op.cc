@@ -1,0 +1,61 @@
+// TV_LINEAR: a fully connected layer over tokens whose output may overwrite its
+// input (token overwriting; the planner decides, the kernel handles both).
+// Inputs: x, weights [out, in], requantisation [2, out], bias [out] (optional).
+#include "linear_stage.h"
+#include "ops.h"
+
+namespace tv_tflm {
+namespace {
+
+constexpr char kOp[] = "TV_LINEAR";
+enum { kTokens, kIn, kOut, kInputOffset, kOutputOffset, kFields };
+
+struct OpData {
+  tv_options options;
+  int scratch_index;
+};
+
+void* Init(Context* context, const char* buffer, size_t length) {
+  tv_options* o = ParseOptions(context, kOp, TV_OP_LINEAR, kFields, buffer, length);
+  if (o == nullptr) return nullptr;
+  auto* data = static_cast<OpData*>(AllocatePersistentBuffer(context, sizeof(OpData)));
+  if (data != nullptr) data->options = *o;
+  return data;
+}
+
+Status Prepare(Context* context, Node* node) {
+  auto* data = static_cast<OpData*>(node->user_data);
+  if (data == nullptr) return Fail(kOp, "custom options invalid (see above)");
+  const int32_t* f = data->options.fields;
+  if (!CheckCounts(kOp, node, 3, 4, 1) ||
+      !CheckActivation(kOp, "input", Input(context, node, 0), f[kTokens], f[kIn]) ||
+      !CheckStage(kOp, "linear", context, node, 1, f[kIn], f[kOut]) ||
+      !CheckActivation(kOp, "output", Output(context, node, 0), f[kTokens], f[kOut])) {
+    return kError;
+  }
+  return RequestScratchBufferInArena(context, static_cast<size_t>(f[kOut]),
+                                     &data->scratch_index);
+}
+
+Status Eval(Context* context, Node* node) {
+  const auto* data = static_cast<const OpData*>(node->user_data);
+  const int32_t* f = data->options.fields;
+  const tv_linear_stage s = StageFromTensors(context, node, 1, f[kInputOffset], f[kOutputOffset]);
+  const char* what = nullptr;
+  if (tv_linear_s8(&s, f[kTokens], Data<int8_t>(Input(context, node, 0)),
+                   MutableData<int8_t>(Output(context, node, 0)),
+                   static_cast<int8_t*>(GetScratchBuffer(context, data->scratch_index)),
+                   &what) != TV_OK) {
+    return Fail(kOp, "%s", what);
+  }
+  return kOk;
+}
+
+}  // namespace
+
+const Registration* Register_TV_LINEAR() {
+  static Registration r = {Init, nullptr, Prepare, Eval, nullptr, kBuiltinCustom, kOp};
+  return &r;
+}
+
+}  // namespace tv_tflm

@@ -1,0 +1,23 @@
+// A linear stage's three tensors (weights [out, in] int8, requantisation [2, out]
+// int32, bias [out] int32 or absent) as used by TV_LINEAR, TV_LOW_RANK_LINEAR and
+// TV_MLP: checked once in Prepare, turned into a tv_linear_stage in Eval.
+#ifndef TFLM_VIT_TFLM_LINEAR_STAGE_H_
+#define TFLM_VIT_TFLM_LINEAR_STAGE_H_
+
+#include "op_common.h"
+
+extern "C" {
+#include "tv_linear.h"
+}
+
+namespace tv_tflm {
+
+bool CheckStage(const char* op, const char* name, const Context* context, const Node* node,
+                int first_input, int32_t in_features, int32_t out_features);
+
+tv_linear_stage StageFromTensors(const Context* context, const Node* node, int first_input,
+                                 int32_t input_offset, int32_t output_offset);
+
+}  // namespace tv_tflm
+
+#endif  // TFLM_VIT_TFLM_LINEAR_STAGE_H_

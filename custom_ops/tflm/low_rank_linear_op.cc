@@ -1,0 +1,63 @@
+// TV_LOW_RANK_LINEAR: W ~ U.V per token through an r-sized temporary; the output may
+// overwrite the input. Inputs: x, then (weights, requantisation, bias or -1) for U
+// (in -> rank) and for V (rank -> out).
+#include "linear_stage.h"
+#include "ops.h"
+
+namespace tv_tflm {
+namespace {
+
+constexpr char kOp[] = "TV_LOW_RANK_LINEAR";
+enum { kTokens, kIn, kRank, kOut, kInputOffset, kMidZeroPoint, kOutputOffset, kFields };
+
+struct OpData {
+  tv_options options;
+  int scratch_index;
+};
+
+void* Init(Context* context, const char* buffer, size_t length) {
+  tv_options* o = ParseOptions(context, kOp, TV_OP_LOW_RANK_LINEAR, kFields, buffer, length);
+  if (o == nullptr) return nullptr;
+  auto* data = static_cast<OpData*>(AllocatePersistentBuffer(context, sizeof(OpData)));
+  if (data != nullptr) data->options = *o;
+  return data;
+}
+
+Status Prepare(Context* context, Node* node) {
+  auto* data = static_cast<OpData*>(node->user_data);
+  if (data == nullptr) return Fail(kOp, "custom options invalid (see above)");
+  const int32_t* f = data->options.fields;
+  if (!CheckCounts(kOp, node, 7, 7, 1) ||
+      !CheckActivation(kOp, "input", Input(context, node, 0), f[kTokens], f[kIn]) ||
+      !CheckStage(kOp, "u", context, node, 1, f[kIn], f[kRank]) ||
+      !CheckStage(kOp, "v", context, node, 4, f[kRank], f[kOut]) ||
+      !CheckActivation(kOp, "output", Output(context, node, 0), f[kTokens], f[kOut])) {
+    return kError;
+  }
+  return RequestScratchBufferInArena(context, static_cast<size_t>(f[kRank] + f[kOut]),
+                                     &data->scratch_index);
+}
+
+Status Eval(Context* context, Node* node) {
+  const auto* data = static_cast<const OpData*>(node->user_data);
+  const int32_t* f = data->options.fields;
+  const tv_linear_stage u = StageFromTensors(context, node, 1, f[kInputOffset], f[kMidZeroPoint]);
+  const tv_linear_stage v = StageFromTensors(context, node, 4, -f[kMidZeroPoint], f[kOutputOffset]);
+  const char* what = nullptr;
+  if (tv_low_rank_linear_s8(&u, &v, f[kTokens], Data<int8_t>(Input(context, node, 0)),
+                            MutableData<int8_t>(Output(context, node, 0)),
+                            static_cast<int8_t*>(GetScratchBuffer(context, data->scratch_index)),
+                            &what) != TV_OK) {
+    return Fail(kOp, "%s", what);
+  }
+  return kOk;
+}
+
+}  // namespace
+
+const Registration* Register_TV_LOW_RANK_LINEAR() {
+  static Registration r = {Init, nullptr, Prepare, Eval, nullptr, kBuiltinCustom, kOp};
+  return &r;
+}
+
+}  // namespace tv_tflm

@@ -1,0 +1,109 @@
+// TV_MLP: fused MLP per token (up stages, GELU table, down stages); the
+// tokens x hidden tensor never exists; the output may overwrite the input.
+// Inputs: x, GELU table [256], then (weights, requantisation, bias or -1) per stage,
+// up stages first.
+#include <stdio.h>
+
+#include "linear_stage.h"
+#include "ops.h"
+
+extern "C" {
+#include "tv_mlp.h"
+}
+
+namespace tv_tflm {
+namespace {
+
+constexpr char kOp[] = "TV_MLP";
+enum { kTokens, kUpCount, kDownCount, kStageFields };  // then 4 fields per stage
+enum { kStageIn, kStageOut, kStageInputOffset, kStageOutputOffset, kPerStage };
+
+struct OpData {
+  tv_options options;
+  int scratch_index;
+};
+
+int StageCount(const tv_options& o) { return o.fields[kUpCount] + o.fields[kDownCount]; }
+const int32_t* StageField(const tv_options& o, int s) {
+  return o.fields + kStageFields + kPerStage * s;
+}
+
+void* Init(Context* context, const char* buffer, size_t length) {
+  tv_options* o = ParseOptions(context, kOp, TV_OP_MLP, -1, buffer, length);
+  if (o == nullptr) return nullptr;
+  const int up = o->count >= kStageFields ? o->fields[kUpCount] : -1;
+  const int down = o->count >= kStageFields ? o->fields[kDownCount] : -1;
+  if (up < 1 || up > TV_MLP_MAX_STAGES || down < 1 || down > TV_MLP_MAX_STAGES ||
+      o->count != kStageFields + kPerStage * (up + down)) {
+    Error(kOp, "custom options: %d fields do not describe 1-2 up and 1-2 down stages", o->count);
+    return nullptr;
+  }
+  auto* data = static_cast<OpData*>(AllocatePersistentBuffer(context, sizeof(OpData)));
+  if (data != nullptr) data->options = *o;
+  return data;
+}
+
+tv_mlp_params Params(const Context* context, const Node* node, const tv_options& o) {
+  tv_mlp_params p;
+  p.up_count = o.fields[kUpCount];
+  p.down_count = o.fields[kDownCount];
+  p.gelu_lut = Data<int8_t>(Input(context, node, 1));
+  for (int s = 0; s < StageCount(o); ++s) {
+    const int32_t* sf = StageField(o, s);
+    tv_linear_stage st = StageFromTensors(context, node, 2 + 3 * s, sf[kStageInputOffset],
+                                          sf[kStageOutputOffset]);
+    if (s < p.up_count) p.up[s] = st; else p.down[s - p.up_count] = st;
+  }
+  return p;
+}
+
+Status Prepare(Context* context, Node* node) {
+  auto* data = static_cast<OpData*>(node->user_data);
+  if (data == nullptr) return Fail(kOp, "custom options invalid (see above)");
+  const tv_options& o = data->options;
+  const int stages = StageCount(o);
+  if (!CheckCounts(kOp, node, 2 + 3 * stages, 2 + 3 * stages, 1)) return kError;
+  const int32_t tokens = o.fields[kTokens];
+  const int32_t in = StageField(o, 0)[kStageIn], out = StageField(o, stages - 1)[kStageOut];
+  const int32_t table_dims[1] = {256};
+  if (!CheckActivation(kOp, "input", Input(context, node, 0), tokens, in) ||
+      !CheckTensor(kOp, "table", Input(context, node, 1), kTypeInt8) ||
+      !CheckShape(kOp, "table", Input(context, node, 1), 1, table_dims) ||
+      !CheckActivation(kOp, "output", Output(context, node, 0), tokens, out)) {
+    return kError;
+  }
+  for (int s = 0; s < stages; ++s) {
+    char name[16];
+    snprintf(name, sizeof(name), "stage %d", s);
+    const int32_t* sf = StageField(o, s);
+    if (!CheckStage(kOp, name, context, node, 2 + 3 * s, sf[kStageIn], sf[kStageOut])) {
+      return kError;
+    }
+  }
+  const tv_mlp_params p = Params(context, node, o);
+  const char* what = nullptr;
+  if (tv_mlp_validate(&p, &what) != TV_OK) return Fail(kOp, "%s", what);
+  return RequestScratchBufferInArena(context, tv_mlp_scratch_size(&p), &data->scratch_index);
+}
+
+Status Eval(Context* context, Node* node) {
+  const auto* data = static_cast<const OpData*>(node->user_data);
+  const tv_mlp_params p = Params(context, node, data->options);
+  const char* what = nullptr;
+  if (tv_mlp_s8(&p, data->options.fields[kTokens], Data<int8_t>(Input(context, node, 0)),
+                MutableData<int8_t>(Output(context, node, 0)),
+                static_cast<int8_t*>(GetScratchBuffer(context, data->scratch_index)),
+                &what) != TV_OK) {
+    return Fail(kOp, "%s", what);
+  }
+  return kOk;
+}
+
+}  // namespace
+
+const Registration* Register_TV_MLP() {
+  static Registration r = {Init, nullptr, Prepare, Eval, nullptr, kBuiltinCustom, kOp};
+  return &r;
+}
+
+}  // namespace tv_tflm

@@ -1,0 +1,150 @@
+#include "op_common.h"
+
+#include <stdio.h>
+#include <string.h>
+
+namespace tv_tflm {
+
+// TFLM's logger is printf-like and takes a va_list; this gives it one.
+static void Log(const char* format, ...) {
+  va_list args;
+  va_start(args, format);
+  VLog(format, args);
+  va_end(args);
+}
+
+static void VError(const char* op, const char* format, va_list args) {
+  char message[256];
+  vsnprintf(message, sizeof(message), format, args);
+  Log("%s: %s", op, message);
+}
+
+void Error(const char* op, const char* format, ...) {
+  va_list args;
+  va_start(args, format);
+  VError(op, format, args);
+  va_end(args);
+}
+
+Status Fail(const char* op, const char* format, ...) {
+  va_list args;
+  va_start(args, format);
+  VError(op, format, args);
+  va_end(args);
+  return kError;
+}
+
+tv_options* ParseOptions(Context* context, const char* op, int32_t kind,
+                         int32_t expected_fields, const char* buffer, size_t length) {
+  tv_options parsed;
+  const char* what = nullptr;
+  if (tv_options_parse(buffer, length, kind, expected_fields, &parsed, &what) != TV_OK) {
+    Error(op, "%s (%u bytes)", what, static_cast<unsigned>(length));
+    return nullptr;
+  }
+  auto* out = static_cast<tv_options*>(AllocatePersistentBuffer(context, sizeof(tv_options)));
+  if (out == nullptr) {
+    Error(op, "could not allocate %u bytes of op data", static_cast<unsigned>(sizeof(tv_options)));
+    return nullptr;
+  }
+  memcpy(out, &parsed, sizeof(parsed));
+  return out;
+}
+
+int NumInputs(const Node* node) { return node->inputs ? node->inputs->size : 0; }
+int NumOutputs(const Node* node) { return node->outputs ? node->outputs->size : 0; }
+
+const EvalTensor* Input(const Context* context, const Node* node, int index) {
+  if (index >= NumInputs(node) || node->inputs->data[index] < 0) return nullptr;
+  return GetEvalTensor(context, node->inputs->data[index]);
+}
+
+EvalTensor* Output(const Context* context, const Node* node, int index) {
+  if (index >= NumOutputs(node) || node->outputs->data[index] < 0) return nullptr;
+  return GetEvalTensor(context, node->outputs->data[index]);
+}
+
+int Rank(const EvalTensor* t) { return t->dims ? t->dims->size : 0; }
+
+int Dim(const EvalTensor* t, int i) {
+  const int rank = Rank(t);
+  return t->dims->data[i < 0 ? rank + i : i];
+}
+
+int64_t ElementCount(const EvalTensor* t) {
+  int64_t n = 1;
+  for (int i = 0; i < Rank(t); ++i) n *= t->dims->data[i];
+  return n;
+}
+
+bool CheckCounts(const char* op, const Node* node, int min_inputs, int max_inputs,
+                 int outputs) {
+  if (NumInputs(node) < min_inputs || NumInputs(node) > max_inputs) {
+    Error(op, "takes %d to %d inputs, got %d", min_inputs, max_inputs, NumInputs(node));
+    return false;
+  }
+  if (NumOutputs(node) != outputs) {
+    Error(op, "has %d outputs, expected %d", NumOutputs(node), outputs);
+    return false;
+  }
+  return true;
+}
+
+static const char* TypeName(int type) {
+  switch (type) {
+    case kTypeInt8: return "int8";
+    case kTypeInt32: return "int32";
+    case 1: return "float32";
+    default: return "another type";
+  }
+}
+
+bool CheckTensor(const char* op, const char* name, const EvalTensor* t, int type) {
+  if (t == nullptr) {
+    Error(op, "tensor '%s' is missing", name);
+    return false;
+  }
+  if (t->type != type) {
+    Error(op, "tensor '%s' must be %s, got %s (type %d)", name, TypeName(type),
+          TypeName(t->type), t->type);
+    return false;
+  }
+  return true;
+}
+
+bool CheckActivation(const char* op, const char* name, const EvalTensor* t, int32_t tokens,
+                     int32_t features) {
+  if (!CheckTensor(op, name, t, kTypeInt8)) return false;
+  const int rank = Rank(t);
+  if (rank < 2 || rank > 4) {
+    Error(op, "tensor '%s' must have rank 2 to 4 ([.., tokens, features]), got rank %d", name,
+          rank);
+    return false;
+  }
+  if (Dim(t, -1) != features || ElementCount(t) != static_cast<int64_t>(tokens) * features) {
+    Error(op, "tensor '%s' must hold %d tokens of %d features, got %lld elements, last dim %d",
+          name, tokens, features, static_cast<long long>(ElementCount(t)), Dim(t, -1));
+    return false;
+  }
+  return true;
+}
+
+bool CheckShape(const char* op, const char* name, const EvalTensor* t, int rank,
+                const int32_t* dims) {
+  bool ok = Rank(t) == rank;
+  for (int i = 0; ok && i < rank; ++i) ok = Dim(t, i) == dims[i];
+  if (!ok) {
+    char want[64] = "", got[64] = "";
+    for (int i = 0; i < rank; ++i) {
+      snprintf(want + strlen(want), sizeof(want) - strlen(want), i ? ",%d" : "%d", dims[i]);
+    }
+    for (int i = 0; i < Rank(t); ++i) {
+      snprintf(got + strlen(got), sizeof(got) - strlen(got), i ? ",%d" : "%d", Dim(t, i));
+    }
+    Error(op, "tensor '%s' must have shape [%s], got [%s]", name, want, got);
+    return false;
+  }
+  return true;
+}
+
+}  // namespace tv_tflm

@@ -1,0 +1,59 @@
+// Shared adapter pieces: option parsing into persistent op data (Init), tensor
+// checks that name the op, the tensor and what is wrong (Prepare), and typed access
+// (Eval). Every op file is Init / Prepare / Eval plus its registration.
+#ifndef TFLM_VIT_TFLM_OP_COMMON_H_
+#define TFLM_VIT_TFLM_OP_COMMON_H_
+
+#include <stdint.h>
+
+#include "tflm_api.h"
+
+extern "C" {
+#include "tv_options.h"
+}
+
+namespace tv_tflm {
+
+// Logs "<op>: <message>" through TFLM's logger.
+void Error(const char* op, const char* format, ...);
+// Error(), then kError: `return Fail(kOp, "...")` in Prepare / Eval.
+Status Fail(const char* op, const char* format, ...);
+
+// Init helper: parses the blob into a persistent tv_options (nullptr on error,
+// after logging; Prepare then fails with "custom options invalid").
+tv_options* ParseOptions(Context* context, const char* op, int32_t kind,
+                         int32_t expected_fields, const char* buffer, size_t length);
+
+int NumInputs(const Node* node);
+int NumOutputs(const Node* node);
+// nullptr when the input is absent (-1) or the index is past the end.
+const EvalTensor* Input(const Context* context, const Node* node, int index);
+EvalTensor* Output(const Context* context, const Node* node, int index);
+
+int64_t ElementCount(const EvalTensor* t);
+int Rank(const EvalTensor* t);
+int Dim(const EvalTensor* t, int i);  // negative i counts from the end
+
+// Each returns false after logging which op / tensor / property is wrong.
+bool CheckCounts(const char* op, const Node* node, int min_inputs, int max_inputs,
+                 int outputs);
+bool CheckTensor(const char* op, const char* name, const EvalTensor* t, int type);
+// Activation [.., tokens, features] of rank 2..4 with leading ones folded into tokens.
+bool CheckActivation(const char* op, const char* name, const EvalTensor* t, int32_t tokens,
+                     int32_t features);
+// A constant of exactly the given dims (rank = count).
+bool CheckShape(const char* op, const char* name, const EvalTensor* t, int rank,
+                const int32_t* dims);
+
+template <typename T>
+const T* Data(const EvalTensor* t) {
+  return t ? static_cast<const T*>(t->data) : nullptr;
+}
+template <typename T>
+T* MutableData(EvalTensor* t) {
+  return static_cast<T*>(t->data);
+}
+
+}  // namespace tv_tflm
+
+#endif  // TFLM_VIT_TFLM_OP_COMMON_H_

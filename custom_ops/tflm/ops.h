@@ -1,0 +1,37 @@
+// Our TFLM op registrations, one per op. Firmware apps add them all with
+// AddTflmVitOps (tflm_vit_ops.h); the Python wheel gets them from the registerer
+// symbol TflmVitRegisterOps (wheel_registerer.cc).
+#ifndef TFLM_VIT_TFLM_OPS_H_
+#define TFLM_VIT_TFLM_OPS_H_
+
+#include "tflm_api.h"
+
+namespace tv_tflm {
+
+const Registration* Register_TV_LAYERNORM();
+const Registration* Register_TV_GELU();
+const Registration* Register_TV_LINEAR();
+const Registration* Register_TV_LOW_RANK_LINEAR();
+const Registration* Register_TV_ATTENTION();
+const Registration* Register_TV_MLP();
+const Registration* Register_TV_PATCH_EMBED();
+
+struct NamedRegistration {
+  const char* name;  // the custom code the converter writes
+  const Registration* (*get)();
+};
+
+constexpr NamedRegistration kAllOps[] = {
+    {"TV_LAYERNORM", Register_TV_LAYERNORM},
+    {"TV_GELU", Register_TV_GELU},
+    {"TV_LINEAR", Register_TV_LINEAR},
+    {"TV_LOW_RANK_LINEAR", Register_TV_LOW_RANK_LINEAR},
+    {"TV_ATTENTION", Register_TV_ATTENTION},
+    {"TV_MLP", Register_TV_MLP},
+    {"TV_PATCH_EMBED", Register_TV_PATCH_EMBED},
+};
+constexpr int kNumOps = sizeof(kAllOps) / sizeof(kAllOps[0]);
+
+}  // namespace tv_tflm
+
+#endif  // TFLM_VIT_TFLM_OPS_H_

@@ -1,0 +1,99 @@
+// TV_PATCH_EMBED: the patch-embedding convolution (kernel = stride = patch, valid
+// padding) decomposed into sub-kernels; output is [.., tokens, out_channels].
+// Inputs: image [1, H, W, C], weights [D, P, P, C], requantisation [2, D], bias [D]
+// (optional).
+#include "op_common.h"
+#include "ops.h"
+
+extern "C" {
+#include "tv_patch_embed.h"
+}
+
+namespace tv_tflm {
+namespace {
+
+constexpr char kOp[] = "TV_PATCH_EMBED";
+enum { kHeight, kWidth, kInChannels, kPatch, kOutChannels, kSubPatch, kInputOffset,
+       kOutputOffset, kFields };
+
+struct OpData {
+  tv_options options;
+  int scratch_index;
+};
+
+void* Init(Context* context, const char* buffer, size_t length) {
+  tv_options* o = ParseOptions(context, kOp, TV_OP_PATCH_EMBED, kFields, buffer, length);
+  if (o == nullptr) return nullptr;
+  auto* data = static_cast<OpData*>(AllocatePersistentBuffer(context, sizeof(OpData)));
+  if (data != nullptr) data->options = *o;
+  return data;
+}
+
+tv_patch_embed_params Params(const Context* context, const Node* node, const int32_t* f) {
+  const int32_t* q = Data<int32_t>(Input(context, node, 2));
+  tv_patch_embed_params p;
+  p.height = f[kHeight];
+  p.width = f[kWidth];
+  p.in_channels = f[kInChannels];
+  p.patch = f[kPatch];
+  p.out_channels = f[kOutChannels];
+  p.sub_patch = f[kSubPatch];
+  p.input_offset = f[kInputOffset];
+  p.output_offset = f[kOutputOffset];
+  p.weights = Data<int8_t>(Input(context, node, 1));
+  p.bias = Data<int32_t>(Input(context, node, 3));
+  p.multipliers = q;
+  p.shifts = q ? q + p.out_channels : nullptr;
+  return p;
+}
+
+Status Prepare(Context* context, Node* node) {
+  auto* data = static_cast<OpData*>(node->user_data);
+  if (data == nullptr) return Fail(kOp, "custom options invalid (see above)");
+  const int32_t* f = data->options.fields;
+  if (!CheckCounts(kOp, node, 3, 4, 1)) return kError;
+  const int32_t image_dims[4] = {1, f[kHeight], f[kWidth], f[kInChannels]};
+  const int32_t weight_dims[4] = {f[kOutChannels], f[kPatch], f[kPatch], f[kInChannels]};
+  const int32_t table_dims[2] = {2, f[kOutChannels]};
+  const EvalTensor* bias = Input(context, node, 3);
+  if (!CheckTensor(kOp, "image", Input(context, node, 0), kTypeInt8) ||
+      !CheckShape(kOp, "image", Input(context, node, 0), 4, image_dims) ||
+      !CheckTensor(kOp, "weights", Input(context, node, 1), kTypeInt8) ||
+      !CheckShape(kOp, "weights", Input(context, node, 1), 4, weight_dims) ||
+      !CheckTensor(kOp, "requantisation", Input(context, node, 2), kTypeInt32) ||
+      !CheckShape(kOp, "requantisation", Input(context, node, 2), 2, table_dims) ||
+      (bias != nullptr && (!CheckTensor(kOp, "bias", bias, kTypeInt32) ||
+                           !CheckShape(kOp, "bias", bias, 1, &f[kOutChannels])))) {
+    return kError;
+  }
+  const tv_patch_embed_params p = Params(context, node, f);
+  const char* what = nullptr;
+  if (tv_patch_embed_validate(&p, &what) != TV_OK) return Fail(kOp, "%s", what);
+  const int32_t tokens = (p.height / p.patch) * (p.width / p.patch);
+  if (!CheckActivation(kOp, "output", Output(context, node, 0), tokens, p.out_channels)) {
+    return kError;
+  }
+  return RequestScratchBufferInArena(context, tv_patch_embed_scratch_size(&p),
+                                     &data->scratch_index);
+}
+
+Status Eval(Context* context, Node* node) {
+  const auto* data = static_cast<const OpData*>(node->user_data);
+  const tv_patch_embed_params p = Params(context, node, data->options.fields);
+  const char* what = nullptr;
+  if (tv_patch_embed_s8(&p, Data<int8_t>(Input(context, node, 0)),
+                        MutableData<int8_t>(Output(context, node, 0)),
+                        GetScratchBuffer(context, data->scratch_index), &what) != TV_OK) {
+    return Fail(kOp, "%s", what);
+  }
+  return kOk;
+}
+
+}  // namespace
+
+const Registration* Register_TV_PATCH_EMBED() {
+  static Registration r = {Init, nullptr, Prepare, Eval, nullptr, kBuiltinCustom, kOp};
+  return &r;
+}
+
+}  // namespace tv_tflm

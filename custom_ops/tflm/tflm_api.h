@@ -1,0 +1,50 @@
+// What our TFLM adapters see of TFLM: types (Context, Node, EvalTensor,
+// Registration, Status) and kernel helpers (eval tensors, persistent and scratch
+// buffers, logging). Built against the real TFLM headers when a TFLM tree is on the
+// include path (define TFLM_VIT_WITH_TFLM_TREE, as the firmware builds do), else
+// against wheel_abi.h, which matches the pinned Python wheel.
+#ifndef TFLM_VIT_TFLM_TFLM_API_H_
+#define TFLM_VIT_TFLM_TFLM_API_H_
+
+#include <stdarg.h>
+
+#ifdef TFLM_VIT_WITH_TFLM_TREE
+
+#include "tensorflow/lite/micro/micro_common.h"
+#include "tensorflow/lite/micro/micro_context.h"
+#include "tensorflow/lite/micro/micro_log.h"
+
+namespace tv_tflm {
+
+using Context = TfLiteContext;
+using Node = TfLiteNode;
+using EvalTensor = TfLiteEvalTensor;
+using Registration = TFLMRegistration;
+using Status = TfLiteStatus;
+constexpr Status kOk = kTfLiteOk;
+constexpr Status kError = kTfLiteError;
+constexpr int kTypeInt32 = kTfLiteInt32;
+constexpr int kTypeInt8 = kTfLiteInt8;
+constexpr int32_t kBuiltinCustom = 32;  // BuiltinOperator_CUSTOM
+
+inline EvalTensor* GetEvalTensor(const Context* c, int index) {
+  return tflite::GetMicroContext(c)->GetEvalTensor(index);
+}
+inline void* AllocatePersistentBuffer(Context* c, size_t bytes) {
+  return tflite::GetMicroContext(c)->AllocatePersistentBuffer(bytes);
+}
+inline Status RequestScratchBufferInArena(Context* c, size_t bytes, int* index) {
+  return tflite::GetMicroContext(c)->RequestScratchBufferInArena(bytes, index);
+}
+inline void* GetScratchBuffer(Context* c, int index) {
+  return tflite::GetMicroContext(c)->GetScratchBuffer(index);
+}
+inline void VLog(const char* format, va_list args) { VMicroPrintf(format, args); }
+
+}  // namespace tv_tflm
+
+#else
+#include "wheel_abi.h"
+#endif
+
+#endif  // TFLM_VIT_TFLM_TFLM_API_H_

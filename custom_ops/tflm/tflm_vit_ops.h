@@ -1,0 +1,29 @@
+// For firmware apps built against a TFLM tree: one call adds every tflm-vit op to
+// your resolver. Reserve kTflmVitOpCount slots in its template size.
+//
+//   static tflite::MicroMutableOpResolver<kMyBuiltins + tflm_vit::kTflmVitOpCount> resolver;
+//   ... resolver.AddAdd(); ...
+//   if (tflm_vit::AddTflmVitOps(resolver) != kTfLiteOk) { /* resolver too small */ }
+//
+// Build with -DTFLM_VIT_WITH_TFLM_TREE and TFLM on the include path (BUILD: :tflm_ops).
+#ifndef TFLM_VIT_TFLM_TFLM_VIT_OPS_H_
+#define TFLM_VIT_TFLM_TFLM_VIT_OPS_H_
+
+#include "tensorflow/lite/micro/micro_mutable_op_resolver.h"
+#include "ops.h"
+
+namespace tflm_vit {
+
+constexpr unsigned kTflmVitOpCount = tv_tflm::kNumOps;
+
+template <unsigned int N>
+TfLiteStatus AddTflmVitOps(tflite::MicroMutableOpResolver<N>& resolver) {
+  for (const tv_tflm::NamedRegistration& op : tv_tflm::kAllOps) {
+    if (resolver.AddCustom(op.name, op.get()) != kTfLiteOk) return kTfLiteError;
+  }
+  return kTfLiteOk;
+}
+
+}  // namespace tflm_vit
+
+#endif  // TFLM_VIT_TFLM_TFLM_VIT_OPS_H_

@@ -1,0 +1,93 @@
+// The few TFLM types and helpers our adapters use, declared by us to match the
+// pinned tflite-micro wheel (0.dev20261023182759, x86-64); facts and offsets in
+// shared/reference/wheel_facts.md. Used when no TFLM source tree is present. The
+// layouts are asserted below and re-checked at registration time
+// (wheel_registerer.cc): a wheel that differs is refused, never written into.
+//
+// The wheel's _runtime.so is loaded privately by Python, so its exported helpers are
+// not linkable by name: the registerer looks them up (dlsym) and fills WheelApi.
+#ifndef TFLM_VIT_TFLM_WHEEL_ABI_H_
+#define TFLM_VIT_TFLM_WHEEL_ABI_H_
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+namespace tv_tflm {
+
+// tflite::micro::TfLiteContext in the wheel: only a MicroContext pointer. Opaque here.
+struct Context;
+
+struct IntArray {
+  int size;
+  int data[1];  // flexible in TFLM; only data[0..size) is read
+};
+
+struct Node {
+  IntArray* inputs;
+  IntArray* outputs;
+  IntArray* intermediates;
+  void* user_data;
+  void* builtin_data;
+  const void* custom_initial_data;
+  int custom_initial_data_size;
+};
+
+struct EvalTensor {
+  void* data;
+  IntArray* dims;
+  int type;
+};
+
+enum Status : int { kOk = 0, kError = 1 };
+
+struct Registration {
+  void* (*init)(Context* context, const char* buffer, size_t length);
+  void (*free)(Context* context, void* buffer);
+  Status (*prepare)(Context* context, Node* node);
+  Status (*invoke)(Context* context, Node* node);
+  void (*reset)(Context* context, void* buffer);
+  int32_t builtin_code;
+  const char* custom_name;
+};
+
+static_assert(sizeof(Node) == 56, "TfLiteNode is 56 bytes in the wheel");
+static_assert(offsetof(Node, custom_initial_data_size) == 48, "TfLiteNode layout");
+static_assert(sizeof(EvalTensor) == 24 && offsetof(EvalTensor, type) == 16,
+              "TfLiteEvalTensor layout");
+static_assert(sizeof(Registration) == 56 && offsetof(Registration, custom_name) == 48,
+              "TFLMRegistration layout");
+
+// The wheel's exported helpers (tflite::micro::MicroContext* free functions and
+// VMicroPrintf), found by the registerer.
+struct WheelApi {
+  EvalTensor* (*get_eval_tensor)(const Context*, int);
+  void* (*allocate_persistent_buffer)(Context*, size_t);
+  Status (*request_scratch_buffer)(Context*, size_t, int*);
+  void* (*get_scratch_buffer)(Context*, int);
+  void (*vprintf)(const char*, va_list);
+};
+
+extern WheelApi g_wheel_api;
+
+inline EvalTensor* GetEvalTensor(const Context* c, int index) {
+  return g_wheel_api.get_eval_tensor(c, index);
+}
+inline void* AllocatePersistentBuffer(Context* c, size_t bytes) {
+  return g_wheel_api.allocate_persistent_buffer(c, bytes);
+}
+inline Status RequestScratchBufferInArena(Context* c, size_t bytes, int* index) {
+  return g_wheel_api.request_scratch_buffer(c, bytes, index);
+}
+inline void* GetScratchBuffer(Context* c, int index) {
+  return g_wheel_api.get_scratch_buffer(c, index);
+}
+inline void VLog(const char* format, va_list args) { g_wheel_api.vprintf(format, args); }
+
+constexpr int kTypeInt32 = 2;
+constexpr int kTypeInt8 = 9;
+constexpr int32_t kBuiltinCustom = 32;
+
+}  // namespace tv_tflm
+
+#endif  // TFLM_VIT_TFLM_WHEEL_ABI_H_
