@@ -35,12 +35,14 @@ def test_mirrored_strategy_train_checkpoint_and_resume(digits, tmp_path):
     assert tf.train.latest_checkpoint(ckpt).endswith("-6")
     # Resume: a longer run starts at step 6, not 0.
     cfg2 = TrainConfig(steps=8, batch_size=8, log_every=2, checkpoint_dir=ckpt)
-    _, hist2 = train_supernet(TINY, data, cfg2, strategy=strategy, progress=False)
+    net, hist2 = train_supernet(TINY, data, cfg2, strategy=strategy, progress=False)
     assert [h["step"] for h in hist2] == [8]
     # The checkpoint reloads into a supernet with the same weights.
     net2 = load_supernet(ckpt)
-    w = net2.blocks[0].attn.q.kernel.numpy()
-    assert w.shape == (32, 32) and np.isfinite(w).all()
+    # Every variable, the blocks' included, comes back exactly.
+    assert len(net2.variables) == len(net.variables)
+    for a, b in zip(net.variables, net2.variables):
+        np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
 
 
 def test_training_reduces_loss(digits):

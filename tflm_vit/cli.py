@@ -1,4 +1,4 @@
-"""The `tflm-vit` command: demo (the main job), train, export, analyze."""
+"""The `tflm-vit` command: demo (the main job), train, export, convert, analyze."""
 
 from __future__ import annotations
 
@@ -21,6 +21,19 @@ def _cmd_analyze(args) -> int:
     if args.png:
         report.plot_timeline(r, args.png)
         print(f"timeline written to {args.png}")
+    return 0
+
+
+def _cmd_convert(args) -> int:
+    from tflm_vit.converters.convert import convert
+    from tflm_vit.converters.summary import format_conversion
+    result = convert(args.model, fuse_mlp=not args.no_fuse_mlp, gelu=args.gelu,
+                     sqrt_iterations=args.sqrt_iterations, sub_patch=args.sub_patch,
+                     keep_unmapped=args.keep_unmapped, verify=not args.no_verify)
+    with open(args.output, "wb") as f:
+        f.write(result.model)
+    print(format_conversion(result))
+    print(f"written to {args.output} ({len(result.model)} bytes)")
     return 0
 
 
@@ -89,7 +102,31 @@ def _export_and_check(net, config, data, out_dir, quiet=False):
           f"{agree.mean_error_steps:.2f} quantisation steps")
     print(report.format_report(r, with_ops=False))
     print(f"live-bytes timeline: {png}")
+    _convert_and_check(model, x, float_logits, data, out_dir, quiet)
     return model, agree, r
+
+
+def _convert_and_check(model, x, float_logits, data, out_dir, quiet=False):
+    """Convert to our ops, run the converted model in TFLM, compare with float."""
+    from tflm_vit import evaluate, report
+    from tflm_vit.converters.convert import convert
+    from tflm_vit.converters.summary import format_conversion
+    result = convert(model)
+    path = os.path.join(out_dir, "subnet_tflm_vit.tflite")
+    with open(path, "wb") as f:
+        f.write(result.model)
+    q, scale, zp = evaluate.run_int8(result.model, x)
+    agree = evaluate.compare(float_logits, q, scale, zp, data.y_test)
+    if not quiet:
+        print(format_conversion(result))
+    r = report.analyze(result.model, name="converted")
+    print(f"\nconverted model (our ops) -> {path}")
+    print(f"test images: {len(x)}   float top-1 {agree.float_accuracy:.3f}   "
+          f"converted int8 TFLM top-1 {agree.int8_accuracy:.3f}   agreement with float "
+          f"{agree.top1_agreement:.3f}")
+    print(f"arena {r.arena_total:,} bytes (stock planner; token overwriting is issue 5's "
+          f"planner), flash {r.flash:,} bytes")
+    return result, agree
 
 
 def _cmd_demo(args) -> int:
@@ -154,6 +191,20 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--out", default="runs/export")
     e.set_defaults(fn=_cmd_export)
+
+    c = sub.add_parser("convert", help="rewrite an exported int8 ViT onto tflm-vit's TFLM ops")
+    c.add_argument("model", help="input .tflite (from `tflm-vit export`)")
+    c.add_argument("-o", "--output", required=True, help="output .tflite")
+    c.add_argument("--gelu", choices=("table", "shift"), default="table",
+                   help="GELU as an exact lookup table or the integer approximation")
+    c.add_argument("--no-fuse-mlp", action="store_true",
+                   help="separate linear / GELU / linear ops instead of TV_MLP")
+    c.add_argument("--sqrt-iterations", type=int, help="LayerNorm Newton iterations")
+    c.add_argument("--sub-patch", type=int, help="patch-embedding sub-kernel size")
+    c.add_argument("--keep-unmapped", action="store_true",
+                   help="leave ops outside any known pattern instead of failing")
+    c.add_argument("--no-verify", action="store_true", help="skip the in-TFLM verification")
+    c.set_defaults(fn=_cmd_convert)
 
     a = sub.add_parser("analyze", help="TFLM arena/flash report of a .tflite model")
     a.add_argument("model")

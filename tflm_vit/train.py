@@ -70,6 +70,14 @@ def _check_resume(directory: str, space: SearchSpace) -> None:
             f.write(space.to_json())
 
 
+def checkpoint_variables(net: ViTSupernet) -> dict:
+    """Every supernet variable, keyed by position and path (paths repeat across blocks).
+    Checkpoints hold them explicitly: tf.train's object graph does not see the variables
+    of Keras layers kept in a Python list (the blocks), so `model=net` alone would save
+    only the top-level layers."""
+    return {f"v{i:03d}_{v.path.replace('/', '.')}": v for i, v in enumerate(net.variables)}
+
+
 def load_supernet(directory: str) -> ViTSupernet:
     """The supernet of the latest checkpoint in `directory` (weights only)."""
     path = os.path.join(directory, "space.json")
@@ -81,7 +89,12 @@ def load_supernet(directory: str) -> ViTSupernet:
     latest = tf.train.latest_checkpoint(directory)
     if latest is None:
         raise FileNotFoundError(f"{directory}: no checkpoint files")
-    tf.train.Checkpoint(model=net).restore(latest).expect_partial()
+    status = tf.train.Checkpoint(variables=checkpoint_variables(net)).restore(latest)
+    try:
+        status.expect_partial().assert_existing_objects_matched()
+    except AssertionError as e:
+        raise FileNotFoundError(f"{latest}: checkpoint does not hold every supernet variable "
+                                f"(written by an older tflm-vit?): {str(e)[:200]}") from e
     return net
 
 
@@ -106,7 +119,8 @@ def train_supernet(space: SearchSpace, data: Dataset, cfg: TrainConfig = TrainCo
             weight_decay=cfg.weight_decay)
         opt.build(net.trainable_variables)
         step_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
-    ckpt = tf.train.Checkpoint(model=net, optimizer=opt, step=step_var)
+    ckpt = tf.train.Checkpoint(variables=checkpoint_variables(net), optimizer=opt,
+                               step=step_var)
     manager = None
     if cfg.checkpoint_dir:
         _check_resume(cfg.checkpoint_dir, space)

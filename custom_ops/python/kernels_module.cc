@@ -32,9 +32,10 @@ using Arr = py::array_t<T, py::array::c_style | py::array::forcecast>;
 using I8 = Arr<int8_t>;
 using I32 = Arr<int32_t>;
 
-void Check(tv_status status, const char* op, const char* what) {
+// `what` is passed by address: it is read only after the kernel call has set it.
+void Check(tv_status status, const char* op, const char* const* what) {
   if (status != TV_OK) {
-    throw std::invalid_argument(std::string(op) + ": " + (what ? what : "invalid argument"));
+    throw std::invalid_argument(std::string(op) + ": " + (*what ? *what : "invalid argument"));
   }
 }
 
@@ -135,7 +136,7 @@ I32 SoftmaxRowsQ15(const I32& scores, int32_t multiplier, int32_t shift) {
   for (py::ssize_t r = 0; r < scores.shape(0); ++r) {
     Check(tv_softmax_row_q15(out.mutable_data() + r * scores.shape(1),
                              static_cast<int32_t>(scores.shape(1)), {multiplier, shift}, &what),
-          "softmax", what);
+          "softmax", &what);
   }
   return out;
 }
@@ -149,7 +150,7 @@ I8 Linear(const I8& x, const py::tuple& stage, bool in_place) {
   return RunTokens(x, s.out_features, in_place, [&](const int8_t* in, int8_t* out) {
     const char* what = nullptr;
     Check(tv_linear_s8(&s, static_cast<int32_t>(x.shape(0)), in, out, scratch.data(), &what),
-          "linear", what);
+          "linear", &what);
   });
 }
 
@@ -164,7 +165,7 @@ I8 LowRankLinear(const I8& x, const py::tuple& u_stage, const py::tuple& v_stage
     const char* what = nullptr;
     Check(tv_low_rank_linear_s8(&u, &v, static_cast<int32_t>(x.shape(0)), in, out,
                                 scratch.data(), &what),
-          "low_rank_linear", what);
+          "low_rank_linear", &what);
   });
 }
 
@@ -179,7 +180,7 @@ I8 LayerNorm(const I8& x, int32_t output_zero_point, int64_t eps_term, int32_t i
                         shifts.data(), bias.data()};
   return RunTokens(x, p.channels, in_place, [&](const int8_t* in, int8_t* out) {
     const char* what = nullptr;
-    Check(tv_layernorm_s8(&p, in, out, &what), "layernorm", what);
+    Check(tv_layernorm_s8(&p, in, out, &what), "layernorm", &what);
   });
 }
 
@@ -189,7 +190,7 @@ I8 Lut(const I8& x, const I8& table) {
   const char* what = nullptr;
   Check(tv_lut_s8(table.data(), x.data(), out.mutable_data(), static_cast<int32_t>(x.size()),
                   &what),
-        "lut", what);
+        "lut", &what);
   return out;
 }
 
@@ -201,7 +202,7 @@ I8 GeluShift(const I8& x, int32_t input_zero_point, int32_t output_zero_point,
   const char* what = nullptr;
   Check(tv_gelu_shift_s8(&p, x.data(), out.mutable_data(), static_cast<int32_t>(x.size()),
                          &what),
-        "gelu_shift", what);
+        "gelu_shift", &what);
   return out;
 }
 
@@ -220,13 +221,13 @@ I8 Attention(const I8& q, const I8& k, const I8& v, int32_t heads,
                         {score_to_q16.first, score_to_q16.second},
                         {out_mult.first, out_mult.second}, output_offset};
   const char* what = nullptr;
-  Check(tv_attention_validate(&p, &what), "attention", what);
+  Check(tv_attention_validate(&p, &what), "attention", &what);
   std::vector<uint8_t> scratch(tv_attention_scratch_size(&p));
   return RunTokens(q, static_cast<int32_t>(q.shape(1)), in_place,
                    [&](const int8_t* qin, int8_t* out) {
                      Check(tv_attention_s8(&p, qin, k.data(), v.data(), out, scratch.data(),
                                            &what),
-                           "attention", what);
+                           "attention", &what);
                    });
 }
 
@@ -245,14 +246,14 @@ I8 Mlp(const I8& x, const std::vector<py::tuple>& up, const I8& table,
   p.down_count = static_cast<int32_t>(down.size());
   p.gelu_lut = table.data();
   const char* what = nullptr;
-  Check(tv_mlp_validate(&p, &what), "mlp", what);
+  Check(tv_mlp_validate(&p, &what), "mlp", &what);
   Require(x.shape(1) == p.up[0].in_features, "mlp: input features differ from the first stage");
   std::vector<int8_t> scratch(tv_mlp_scratch_size(&p));
   return RunTokens(x, p.down[p.down_count - 1].out_features, in_place,
                    [&](const int8_t* in, int8_t* out) {
                      Check(tv_mlp_s8(&p, static_cast<int32_t>(x.shape(0)), in, out,
                                      scratch.data(), &what),
-                           "mlp", what);
+                           "mlp", &what);
                    });
 }
 
@@ -278,12 +279,12 @@ I8 PatchEmbed(const I8& image, const I8& weights, const py::object& bias,
                           sub_patch, input_offset, output_offset, weights.data(),
                           bias.is_none() ? nullptr : b.data(), multipliers.data(), shifts.data()};
   const char* what = nullptr;
-  Check(tv_patch_embed_validate(&p, &what), "patch_embed", what);
+  Check(tv_patch_embed_validate(&p, &what), "patch_embed", &what);
   const py::ssize_t tokens = (p.height / p.patch) * (p.width / p.patch);
   I8 out({tokens, static_cast<py::ssize_t>(p.out_channels)});
   std::vector<uint8_t> scratch(tv_patch_embed_scratch_size(&p));
   Check(tv_patch_embed_s8(&p, image.data(), out.mutable_data(), scratch.data(), &what),
-        "patch_embed", what);
+        "patch_embed", &what);
   return out;
 }
 
@@ -291,7 +292,7 @@ std::vector<int32_t> ParseOptions(const py::bytes& blob, int32_t kind, int32_t e
   const std::string data = blob;
   tv_options o;
   const char* what = nullptr;
-  Check(tv_options_parse(data.data(), data.size(), kind, expected, &o, &what), "options", what);
+  Check(tv_options_parse(data.data(), data.size(), kind, expected, &o, &what), "options", &what);
   return std::vector<int32_t>(o.fields, o.fields + o.count);
 }
 
