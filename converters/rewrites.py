@@ -18,7 +18,7 @@ from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as sch
 
 from tflm_vit.converters import model_io as mio
 from tflm_vit.ops import attention as att
-from tflm_vit.ops.fixed_point import quantize_multipliers
+from tflm_vit.ops.fixed_point import dequantize, quantize, quantize_multipliers
 from tflm_vit.ops import gelu as gl
 from tflm_vit.ops import layernorm as ln
 from tflm_vit.ops import linear as lin
@@ -44,6 +44,9 @@ class NewOp:
     reference: Callable[..., np.ndarray]
     activations: tuple[int, ...] = (0,)  # which inputs are activations, for reference
     stock_output: int | None = None  # the output's tensor index in the original model
+    # Activation inputs -> float-then-quantise output, for ops with a float definition
+    # to hold them to (LayerNorm, GELU): the fidelity measurements use it.
+    float_reference: Callable[..., np.ndarray] | None = None
 
     def operator(self) -> me.Operator:
         op = me.Operator(opcode=CUSTOM, custom_code=self.custom_code, inputs=self.inputs,
@@ -92,6 +95,17 @@ class Rewriter:
         stage = lin.make_stage(wq, mio.const(b), sx, zx, mio.channel_scales(w, wq.shape[0]), sy, zy)
         return stage, w, b
 
+    def _float_stage(self, i: int):
+        """(W, b) of FULLY_CONNECTED op i in real units."""
+        op = self.ops[i]
+        w = op.inputs[1]
+        b = op.inputs[2] if len(op.inputs) > 2 else None
+        wf = mio.dequantized_const(w)
+        sx = mio.quant(op.inputs[0], "linear")[0]
+        bf = None if b is None else \
+            mio.const(b) * sx * mio.channel_scales(w, wf.shape[0])
+        return wf, bf
+
     def _requant(self, name: str, stage_or_table) -> me.Tensor:
         table = stage_or_table.requant_table() if hasattr(stage_or_table, "requant_table") \
             else stage_or_table
@@ -112,8 +126,12 @@ class Rewriter:
         blob = options.pack("TV_LINEAR", dict(
             tokens=tokens, in_features=stage.in_features, out_features=stage.out_features,
             input_offset=stage.input_offset, output_offset=stage.output_offset))
+        (sx, zx), (sy, zy) = mio.quant(x, "linear"), mio.quant(y, "linear")
+        wf, bf = self._float_stage(i)
         return NewOp("TV_LINEAR", [x, w, self._requant(f"{name}/requant", stage), b], y, blob, i,
-                     lambda a: lin.linear_ref(a.reshape(tokens, -1), stage))
+                     lambda a: lin.linear_ref(a.reshape(tokens, -1), stage),
+                     float_reference=lambda a: quantize(lin.linear_float(
+                         dequantize(a.reshape(tokens, -1), sx, zx), wf, bf), sy, zy))
 
     def low_rank_linear(self, i: int, j: int, name: str) -> NewOp:
         u, wu, bu = self._fc_stage(i, f"low-rank linear op {i}")
@@ -166,8 +184,11 @@ class Rewriter:
             eps_hi=hi, sqrt_iterations=p.sqrt_iterations))
         inputs = [x, self._requant(f"{name}/requant", p.requant_table()),
                   mio.new_const(f"{name}/bias", p.bias)]
+        zx = mio.quant(x, "LayerNorm input")[1]
         return NewOp("TV_LAYERNORM", inputs, y, blob, max(match.ops),
-                     lambda a: ln.layernorm_ref(a.reshape(tokens, d), p))
+                     lambda a: ln.layernorm_ref(a.reshape(tokens, d), p),
+                     float_reference=lambda a: ln.layernorm_float_then_quantize(
+                         a.reshape(tokens, d), sx, zx, gamma, beta, eps, sy, zy))
 
     # -- gelu --------------------------------------------------------------------
     def gelu_quant(self, match):
@@ -176,6 +197,8 @@ class Rewriter:
 
     def gelu(self, match, name: str) -> NewOp:
         x, y, (sx, zx), (sy, zy) = self.gelu_quant(match)
+        exact = gl.gelu_table(sx, zx, sy, zy)  # float-then-quantise, entry by entry
+        float_ref = lambda a: gl.lut_ref(a, exact).reshape(-1)  # noqa: E731
         if self.settings.gelu == "shift":
             p = gl.make_gelu_shift(sx, zx, sy, zy)
             blob = options.pack("TV_GELU", dict(
@@ -183,13 +206,15 @@ class Rewriter:
                 q16_multiplier=p.to_q16[0], q16_shift=p.to_q16[1], out_multiplier=p.to_out[0],
                 out_shift=p.to_out[1]))
             return NewOp("TV_GELU", [x], y, blob, max(match.ops),
-                         lambda a: gl.gelu_shift_ref(a, p).reshape(-1))
-        table = gl.gelu_table(sx, zx, sy, zy)
+                         lambda a: gl.gelu_shift_ref(a, p).reshape(-1),
+                         float_reference=float_ref)
+        table = exact
         blob = options.pack("TV_GELU", dict(
             mode=options.GELU_MODE_TABLE, input_zero_point=zx, output_zero_point=zy,
             q16_multiplier=0, q16_shift=0, out_multiplier=0, out_shift=0))
         return NewOp("TV_GELU", [x, mio.new_const(f"{name}/table", table)], y, blob,
-                     max(match.ops), lambda a: gl.lut_ref(a, table).reshape(-1))
+                     max(match.ops), lambda a: gl.lut_ref(a, table).reshape(-1),
+                     float_reference=float_ref)
 
     # -- fused MLP -----------------------------------------------------------------
     def mlp(self, up_ops: list[int], gelu_match, down_ops: list[int], name: str) -> NewOp:
@@ -209,8 +234,19 @@ class Rewriter:
             inputs += [w, self._requant(f"{name}/stage{k}_requant", s), b]
         blob = options.pack("TV_MLP", fields)
         ups, downs = stages[:len(up)], stages[len(up):]
+        floats = [self._float_stage(i) for i in up_ops + down_ops]
+        (sx_in, zx_in), (sy_out, zy_out) = mio.quant(x, "MLP"), mio.quant(y, "MLP")
+
+        def float_ref(a):
+            h = dequantize(a.reshape(tokens, -1), sx_in, zx_in)
+            for k, (wf, bf) in enumerate(floats):
+                h = lin.linear_float(h, wf, bf)
+                if k == len(up) - 1:
+                    h = gl.gelu_float(h)
+            return quantize(h, sy_out, zy_out)
         return NewOp("TV_MLP", inputs, y, blob, max(down_ops),
-                     lambda a: mlp_ops.mlp_ref(a.reshape(tokens, -1), ups, table, downs))
+                     lambda a: mlp_ops.mlp_ref(a.reshape(tokens, -1), ups, table, downs),
+                     float_reference=float_ref)
 
     # -- attention -------------------------------------------------------------------
     def attention(self, match, name: str) -> list[NewOp]:
@@ -239,11 +275,16 @@ class Rewriter:
             score_shift=p.score_to_q16[1], out_multiplier=p.out_multiplier[0],
             out_shift=p.out_multiplier[1], output_offset=p.output_offset))
         anchor = max(i for i in match.ops if i != branches["proj"])
+        quants = [mio.quant(t, "attention") for t in (qt, kt, vt, ctx)]
+
+        def float_ref(q, k, v):
+            real = [dequantize(a.reshape(tokens, width), *qz) for a, qz in zip((q, k, v), quants)]
+            return quantize(att.attention_float(*real, heads, scale), *quants[3])
         fused = NewOp("TV_ATTENTION", [qt, kt, vt], ctx, blob, anchor,
                       lambda q, k, v: att.attention_ref(q.reshape(tokens, width),
                                                         k.reshape(tokens, width),
                                                         v.reshape(tokens, width), p),
-                      activations=(0, 1, 2))
+                      activations=(0, 1, 2), float_reference=float_ref)
         return [q_op, k_op, v_op, fused, self.linear(branches["proj"], f"{name}/proj")]
 
     # -- patch embedding -----------------------------------------------------------------

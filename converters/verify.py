@@ -57,3 +57,28 @@ def verify_conversion(old: bytes, result, samples=None) -> None:
         g.stock_max_lsb = worst[id(g)]
     result.top1_agreement_with_stock = agree / len(images)
     result.samples = len(images)
+
+
+OP_KIND = {"TV_LAYERNORM": "layernorm", "TV_GELU": "gelu", "TV_LINEAR": "linear",
+           "TV_LOW_RANK_LINEAR": "low_rank_linear", "TV_ATTENTION": "attention",
+           "TV_MLP": "mlp", "TV_PATCH_EMBED": "patch_embed"}
+
+
+def op_errors(result, images) -> dict[str, np.ndarray]:
+    """|output - float-then-quantise| in LSB for every new op with a float reference,
+    measured inside TFLM on `images` (each op fed its real inputs from the
+    interpreter); pooled per op kind."""
+    interp, _ = runtime.make_interpreter(result.model, preserve_all_tensors=True)
+    errors: dict[str, list] = {}
+    for img in np.asarray(images):
+        interp.set_input(img[np.newaxis], 0)
+        interp.invoke()
+        for g in result.rewritten:
+            for op in g.new_ops:
+                if op.float_reference is None:
+                    continue
+                args = [tensor_value(interp, op.inputs[k]._index) for k in op.activations]
+                got = tensor_value(interp, op.output._index).astype(np.int64).reshape(-1)
+                want = np.asarray(op.float_reference(*args)).astype(np.int64).reshape(-1)
+                errors.setdefault(OP_KIND[op.custom_code], []).append(np.abs(got - want))
+    return {k: np.concatenate(v) for k, v in errors.items()}
