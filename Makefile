@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 # Build requirements are installed into the venv so rebuilding the extension does
 # not fetch an isolated build environment every time.
-BUILD_REQS := scikit-build-core==1.1.2 pybind11==3.1.0
+BUILD_REQS := scikit-build-core==1.1.2 pybind11==3.1.0 cmake==4.4.4
 
 .PHONY: demo test install bench clean
 
@@ -25,6 +25,8 @@ test: install
 
 bench: install
 	$(BIN)/python bench/stock_tflm.py
+	$(BIN)/python bench/isqrt_iterations.py
+	$(BIN)/python bench/fidelity.py
 
 clean:
 	rm -rf build $(VENV) runs
