@@ -14,27 +14,20 @@ constexpr char kOp[] = "TV_ATTENTION";
 enum { kTokens, kHeads, kHeadDim, kQOffset, kKOffset, kVOffset, kScoreMult, kScoreShift,
        kOutMult, kOutShift, kOutputOffset, kFields };
 
-struct OpData {
-  tv_attention_params params;
-  int scratch_index;
-};
-
 void* Init(Context* context, const char* buffer, size_t length) {
-  tv_options* o = ParseOptions(context, kOp, TV_OP_ATTENTION, kFields, buffer, length);
-  if (o == nullptr) return nullptr;
-  auto* data = static_cast<OpData*>(AllocatePersistentBuffer(context, sizeof(OpData)));
-  if (data == nullptr) return nullptr;
-  const int32_t* f = o->fields;
-  data->params = {f[kTokens], f[kHeads], f[kHeadDim], f[kQOffset], f[kKOffset], f[kVOffset],
-                  {f[kScoreMult], f[kScoreShift]}, {f[kOutMult], f[kOutShift]},
-                  f[kOutputOffset]};
-  return data;
+  return ParseOptions(context, kOp, TV_OP_ATTENTION, kFields, buffer, length);
+}
+
+tv_attention_params Params(const tv_options& o) {
+  const int32_t* f = o.fields;
+  return {f[kTokens], f[kHeads], f[kHeadDim], f[kQOffset], f[kKOffset], f[kVOffset],
+          {f[kScoreMult], f[kScoreShift]}, {f[kOutMult], f[kOutShift]}, f[kOutputOffset]};
 }
 
 Status Prepare(Context* context, Node* node) {
   auto* data = static_cast<OpData*>(node->user_data);
   if (data == nullptr) return Fail(kOp, "custom options invalid (see above)");
-  const tv_attention_params& p = data->params;
+  const tv_attention_params p = Params(data->options);
   const char* what = nullptr;
   if (tv_attention_validate(&p, &what) != TV_OK) return Fail(kOp, "%s", what);
   const int32_t width = p.heads * p.head_dim;
@@ -52,7 +45,8 @@ Status Prepare(Context* context, Node* node) {
 Status Eval(Context* context, Node* node) {
   const auto* data = static_cast<const OpData*>(node->user_data);
   const char* what = nullptr;
-  if (tv_attention_s8(&data->params, Data<int8_t>(Input(context, node, 0)),
+  const tv_attention_params p = Params(data->options);
+  if (tv_attention_s8(&p, Data<int8_t>(Input(context, node, 0)),
                       Data<int8_t>(Input(context, node, 1)), Data<int8_t>(Input(context, node, 2)),
                       MutableData<int8_t>(Output(context, node, 0)),
                       GetScratchBuffer(context, data->scratch_index), &what) != TV_OK) {

@@ -20,8 +20,9 @@ void* Init(Context* context, const char* buffer, size_t length) {
 }
 
 Status Prepare(Context* context, Node* node) {
-  const auto* o = static_cast<const tv_options*>(node->user_data);
-  if (o == nullptr) return Fail(kOp, "custom options invalid (see above)");
+  const auto* data = static_cast<const OpData*>(node->user_data);
+  if (data == nullptr) return Fail(kOp, "custom options invalid (see above)");
+  const tv_options* o = &data->options;
   const int32_t mode = o->fields[kMode];
   if (mode != kModeTable && mode != kModeShift) return Fail(kOp, "mode %d is not 0 or 1", mode);
   const int inputs = mode == kModeTable ? 2 : 1;
@@ -47,7 +48,7 @@ Status Prepare(Context* context, Node* node) {
 }
 
 Status Eval(Context* context, Node* node) {
-  const int32_t* f = static_cast<const tv_options*>(node->user_data)->fields;
+  const int32_t* f = static_cast<const OpData*>(node->user_data)->options.fields;
   const EvalTensor* x = Input(context, node, 0);
   const int32_t count = static_cast<int32_t>(ElementCount(x));
   int8_t* out = MutableData<int8_t>(Output(context, node, 0));

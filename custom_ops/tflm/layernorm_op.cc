@@ -34,8 +34,9 @@ tv_layernorm_params Params(const Context* context, const Node* node, const tv_op
 }
 
 Status Prepare(Context* context, Node* node) {
-  const auto* o = static_cast<const tv_options*>(node->user_data);
-  if (o == nullptr) return Fail(kOp, "custom options invalid (see above)");
+  const auto* data = static_cast<const OpData*>(node->user_data);
+  if (data == nullptr) return Fail(kOp, "custom options invalid (see above)");
+  const tv_options* o = &data->options;
   const int32_t* f = o->fields;
   const int32_t table_dims[2] = {2, f[kChannels]};
   if (!CheckCounts(kOp, node, 3, 3, 1) ||
@@ -54,7 +55,7 @@ Status Prepare(Context* context, Node* node) {
 }
 
 Status Eval(Context* context, Node* node) {
-  const auto* o = static_cast<const tv_options*>(node->user_data);
+  const auto* o = &static_cast<const OpData*>(node->user_data)->options;
   const tv_layernorm_params p = Params(context, node, o);
   const char* what = nullptr;
   if (tv_layernorm_s8(&p, Data<int8_t>(Input(context, node, 0)),

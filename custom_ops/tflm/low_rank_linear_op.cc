@@ -10,17 +10,8 @@ namespace {
 constexpr char kOp[] = "TV_LOW_RANK_LINEAR";
 enum { kTokens, kIn, kRank, kOut, kInputOffset, kMidZeroPoint, kOutputOffset, kFields };
 
-struct OpData {
-  tv_options options;
-  int scratch_index;
-};
-
 void* Init(Context* context, const char* buffer, size_t length) {
-  tv_options* o = ParseOptions(context, kOp, TV_OP_LOW_RANK_LINEAR, kFields, buffer, length);
-  if (o == nullptr) return nullptr;
-  auto* data = static_cast<OpData*>(AllocatePersistentBuffer(context, sizeof(OpData)));
-  if (data != nullptr) data->options = *o;
-  return data;
+  return ParseOptions(context, kOp, TV_OP_LOW_RANK_LINEAR, kFields, buffer, length);
 }
 
 Status Prepare(Context* context, Node* node) {

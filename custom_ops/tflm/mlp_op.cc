@@ -18,19 +18,15 @@ constexpr char kOp[] = "TV_MLP";
 enum { kTokens, kUpCount, kDownCount, kStageFields };  // then 4 fields per stage
 enum { kStageIn, kStageOut, kStageInputOffset, kStageOutputOffset, kPerStage };
 
-struct OpData {
-  tv_options options;
-  int scratch_index;
-};
-
 int StageCount(const tv_options& o) { return o.fields[kUpCount] + o.fields[kDownCount]; }
 const int32_t* StageField(const tv_options& o, int s) {
   return o.fields + kStageFields + kPerStage * s;
 }
 
 void* Init(Context* context, const char* buffer, size_t length) {
-  tv_options* o = ParseOptions(context, kOp, TV_OP_MLP, -1, buffer, length);
-  if (o == nullptr) return nullptr;
+  OpData* data = ParseOptions(context, kOp, TV_OP_MLP, -1, buffer, length);
+  if (data == nullptr) return nullptr;
+  const tv_options* o = &data->options;
   const int up = o->count >= kStageFields ? o->fields[kUpCount] : -1;
   const int down = o->count >= kStageFields ? o->fields[kDownCount] : -1;
   if (up < 1 || up > TV_MLP_MAX_STAGES || down < 1 || down > TV_MLP_MAX_STAGES ||
@@ -38,8 +34,6 @@ void* Init(Context* context, const char* buffer, size_t length) {
     Error(kOp, "custom options: %d fields do not describe 1-2 up and 1-2 down stages", o->count);
     return nullptr;
   }
-  auto* data = static_cast<OpData*>(AllocatePersistentBuffer(context, sizeof(OpData)));
-  if (data != nullptr) data->options = *o;
   return data;
 }
 

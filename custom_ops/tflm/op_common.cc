@@ -34,20 +34,21 @@ Status Fail(const char* op, const char* format, ...) {
   return kError;
 }
 
-tv_options* ParseOptions(Context* context, const char* op, int32_t kind,
-                         int32_t expected_fields, const char* buffer, size_t length) {
+OpData* ParseOptions(Context* context, const char* op, int32_t kind, int32_t expected_fields,
+                     const char* buffer, size_t length) {
   tv_options parsed;
   const char* what = nullptr;
   if (tv_options_parse(buffer, length, kind, expected_fields, &parsed, &what) != TV_OK) {
     Error(op, "%s (%u bytes)", what, static_cast<unsigned>(length));
     return nullptr;
   }
-  auto* out = static_cast<tv_options*>(AllocatePersistentBuffer(context, sizeof(tv_options)));
+  auto* out = static_cast<OpData*>(AllocatePersistentBuffer(context, sizeof(OpData)));
   if (out == nullptr) {
-    Error(op, "could not allocate %u bytes of op data", static_cast<unsigned>(sizeof(tv_options)));
+    Error(op, "could not allocate %u bytes of op data", static_cast<unsigned>(sizeof(OpData)));
     return nullptr;
   }
-  memcpy(out, &parsed, sizeof(parsed));
+  memcpy(&out->options, &parsed, sizeof(parsed));
+  out->scratch_index = -1;
   return out;
 }
 

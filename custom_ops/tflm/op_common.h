@@ -19,10 +19,17 @@ void Error(const char* op, const char* format, ...);
 // Error(), then kError: `return Fail(kOp, "...")` in Prepare / Eval.
 Status Fail(const char* op, const char* format, ...);
 
-// Init helper: parses the blob into a persistent tv_options (nullptr on error,
-// after logging; Prepare then fails with "custom options invalid").
-tv_options* ParseOptions(Context* context, const char* op, int32_t kind,
-                         int32_t expected_fields, const char* buffer, size_t length);
+// Every op's persistent data: its parsed options and, for ops with scratch, the
+// index Prepare got from RequestScratchBufferInArena.
+struct OpData {
+  tv_options options;
+  int scratch_index;
+};
+
+// Init: parses the blob into one persistent OpData (nullptr on error, after logging;
+// Prepare then fails with "custom options invalid").
+OpData* ParseOptions(Context* context, const char* op, int32_t kind, int32_t expected_fields,
+                     const char* buffer, size_t length);
 
 int NumInputs(const Node* node);
 int NumOutputs(const Node* node);

@@ -16,17 +16,8 @@ constexpr char kOp[] = "TV_PATCH_EMBED";
 enum { kHeight, kWidth, kInChannels, kPatch, kOutChannels, kSubPatch, kInputOffset,
        kOutputOffset, kFields };
 
-struct OpData {
-  tv_options options;
-  int scratch_index;
-};
-
 void* Init(Context* context, const char* buffer, size_t length) {
-  tv_options* o = ParseOptions(context, kOp, TV_OP_PATCH_EMBED, kFields, buffer, length);
-  if (o == nullptr) return nullptr;
-  auto* data = static_cast<OpData*>(AllocatePersistentBuffer(context, sizeof(OpData)));
-  if (data != nullptr) data->options = *o;
-  return data;
+  return ParseOptions(context, kOp, TV_OP_PATCH_EMBED, kFields, buffer, length);
 }
 
 tv_patch_embed_params Params(const Context* context, const Node* node, const int32_t* f) {
