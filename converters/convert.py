@@ -74,6 +74,7 @@ def _plan(info, rewriter: Rewriter, settings: Settings, strict: bool):
         left.append(Left(tuple(unmatched), names, "no known pattern; left as is"))
 
     by_op = {i: m for m in matches for i in m.ops}
+    graph = pat._Graph(info)  # producer / consumer maps, shared with the matchers
     used: set[int] = set()
     groups: list[Rewritten] = []
     counter: dict[str, int] = {}
@@ -113,20 +114,19 @@ def _plan(info, rewriter: Rewriter, settings: Settings, strict: bool):
         elif m.kind == pat.ATTENTION:
             attempt(m.kind, m.ops, lambda m=m: rewriter.attention(m, name("attention")))
         elif m.kind == pat.GELU and settings.fuse_mlp:
-            g = rewriter
-            x_producer = _producer(info, m.input)
+            x_producer = graph.producer.get(m.input)
             up = linear_chain(x_producer) if x_producer is not None else None
-            consumer = _only_consumer(info, m.output)
+            consumer = graph.only_consumer(m.output)
             down = linear_chain(consumer) if consumer is not None else None
             if up is None or down is None or set(up + down) & used:
-                attempt("mlp", m.ops, lambda m=m: g.gelu(m, name("gelu")))
+                attempt("mlp", m.ops, lambda m=m: rewriter.gelu(m, name("gelu")))
                 continue
             ops = up + list(m.ops) + down
-            attempt("mlp", ops, lambda m=m, up=up, down=down: g.mlp(up, m, down, name("mlp")))
+            attempt("mlp", ops,
+                    lambda m=m, up=up, down=down: rewriter.mlp(up, m, down, name("mlp")))
         elif m.kind == pat.GELU:
             attempt(m.kind, m.ops, lambda m=m: rewriter.gelu(m, name("gelu")))
-        elif m.kind in (pat.LINEAR, pat.LOW_RANK_LINEAR):
-            pass  # after the MLPs, which may take them
+        # Linear matches wait for the loop below: an MLP may take them first.
     for m in matches:
         if m.kind == pat.LINEAR and not set(m.ops) & used:
             attempt(m.kind, m.ops, lambda m=m: rewriter.linear(m.ops[0], name("linear")))
@@ -134,18 +134,6 @@ def _plan(info, rewriter: Rewriter, settings: Settings, strict: bool):
             attempt(m.kind, m.ops,
                     lambda m=m: rewriter.low_rank_linear(m.ops[0], m.ops[1], name("low_rank")))
     return groups, left
-
-
-def _producer(info, t):
-    for op in info.ops:
-        if t in op.outputs:
-            return op.index
-    return None
-
-
-def _only_consumer(info, t):
-    cons = [op.index for op in info.ops if t in op.inputs]
-    return cons[0] if len(cons) == 1 else None
 
 
 def _apply(model, groups: list[Rewritten]) -> None:
