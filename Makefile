@@ -27,6 +27,7 @@ bench: install
 	$(BIN)/python bench/stock_tflm.py
 	$(BIN)/python bench/isqrt_iterations.py
 	$(BIN)/python bench/fidelity.py
+	$(BIN)/python bench/memory.py
 
 clean:
 	rm -rf build $(VENV) runs

@@ -41,7 +41,8 @@ def converted(trained_supernet, digits):
             x, batch_size=1, verbose=0)
         q, s, z = evaluate.run_int8(result.model, x)
         agreement = evaluate.compare(float_logits, q, s, z, digits.y_test)
-        out[name] = (model, result, agreement, evaluate.quantize(x[:24], scale, zp))
+        stock = evaluate.compare(float_logits, *evaluate.run_int8(model, x), digits.y_test)
+        out[name] = (model, result, (agreement, stock), evaluate.quantize(x[:24], scale, zp))
     return out
 
 
@@ -55,11 +56,15 @@ def test_every_op_is_rewritten_and_bit_exact_inside_tflm(converted):
 
 
 def test_converted_model_agrees_with_float(converted):
-    # The largest subnet is the trained one (~0.9 top-1 after 250 steps): it must agree
-    # on >= 99% of test images. Barely trained subnets (0.4-0.75 top-1) have near-tied
-    # logits that any int8 rounding flips; they are held to 90%.
-    for name, (_, _, agreement, _) in converted.items():
-        assert agreement.top1_agreement >= (0.99 if name == "largest" else 0.90), (name, agreement)
+    # The claim is that our integer ops lose nothing against stock int8: the converted
+    # model agrees with float about as often as the stock int8 model does (1.5 points of
+    # slack: 5 of 360 images, near-tied logits that any rounding flips; training differs
+    # from machine to machine). Absolute floors guard against both being broken: the
+    # trained largest subnet (~0.9 top-1 after 250 steps) >= 0.97, barely trained ones
+    # (0.4-0.75 top-1, many near ties) >= 0.90.
+    for name, (_, _, (agreement, stock), _) in converted.items():
+        assert agreement.top1_agreement >= stock.top1_agreement - 0.015, (name, agreement, stock)
+        assert agreement.top1_agreement >= (0.97 if name == "largest" else 0.90), (name, agreement)
 
 
 def test_layernorm_and_gelu_within_one_lsb_of_float_then_quantise(converted):

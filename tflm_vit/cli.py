@@ -1,4 +1,4 @@
-"""The `tflm-vit` command: demo (the main job), train, export, convert, analyze."""
+"""The `tflm-vit` command: demo (the main job), train, export, convert, plan, analyze."""
 
 from __future__ import annotations
 
@@ -34,6 +34,26 @@ def _cmd_convert(args) -> int:
         f.write(result.model)
     print(format_conversion(result))
     print(f"written to {args.output} ({len(result.model)} bytes)")
+    return 0
+
+
+def _cmd_plan(args) -> int:
+    from tflm_vit import runtime
+    from tflm_vit.memory import plan_model
+    result = plan_model(args.model, budget=args.budget, exact=args.exact)
+    measured = runtime.allocations(result.model).total
+    b, a = result.before, result.after
+    print(f"plan ({result.plan.method}): {len(result.plan.chains)} chains of tensors "
+          "sharing bytes (token overwriting)")
+    print(f"  arena before: {b.total:>10,} bytes (head {b.head:,} + tail {b.tail:,})")
+    print(f"  arena after:  {a.total:>10,} bytes (head {a.head:,} + tail {a.tail:,}); "
+          f"TFLM records {measured:,}")
+    print(f"  lower bound:  {a.lower_bound:>10,} bytes (head {a.head_lower_bound:,} + tail)")
+    for c in a.caveats:
+        print(f"  caveat: {c}")
+    with open(args.output, "wb") as f:
+        f.write(result.model)
+    print(f"written to {args.output}; give TFLM an arena of {result.arena_size:,} bytes")
     return 0
 
 
@@ -205,6 +225,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="leave ops outside any known pattern instead of failing")
     c.add_argument("--no-verify", action="store_true", help="skip the in-TFLM verification")
     c.set_defaults(fn=_cmd_convert)
+
+    pl = sub.add_parser("plan", help="write a token-overwriting arena plan into a model "
+                        "(TFLM's offline memory plan; any TFLM app honours it)")
+    pl.add_argument("model", help="input .tflite (typically from `tflm-vit convert`)")
+    pl.add_argument("-o", "--output", required=True, help="output .tflite")
+    pl.add_argument("--budget", type=int, help="fail unless the arena fits in this many bytes")
+    pl.add_argument("--exact", action="store_true",
+                    help="optimal placement with CP-SAT (small graphs only)")
+    pl.set_defaults(fn=_cmd_plan)
 
     a = sub.add_parser("analyze", help="TFLM arena/flash report of a .tflite model")
     a.add_argument("model")

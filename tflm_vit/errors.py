@@ -42,3 +42,9 @@ class CustomOpError(TflmVitError, RuntimeError):
 
 class ConversionError(TflmVitError, RuntimeError):
     """The converter cannot map an op, or a rewrite changed what the model computes."""
+
+
+class PlanError(TflmVitError, ValueError):
+    """A memory plan is invalid (two live buffers overlap unsafely, an offset is out of
+    range or misaligned, the metadata is corrupted) or cannot be made (the arena budget is
+    below what the model needs)."""

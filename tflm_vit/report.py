@@ -1,8 +1,9 @@
-"""Memory and flash report for any TFLite model on stock TFLM.
+"""Memory and flash report for any TFLite model on stock TFLM, beside what our planner
+makes of it.
 
-Arena figures come from the real interpreter (the wheel's recording allocator);
-the per-op view (tensor sizes and the bytes of tensors alive at each op) comes
-from the flatbuffer, so the two can be read side by side.
+Arena figures come from the real interpreter (the wheel's recording allocator); the
+memory model's prediction, the planned arena (measured in the wheel too) and the lower
+bound sit beside them, per op and in total.
 """
 
 from __future__ import annotations
@@ -15,13 +16,6 @@ import os
 from tflm_vit import runtime
 from tflm_vit.tflite_model import ModelInfo, load_model
 
-ALIGN = 16  # TFLM's MicroArenaBufferAlignment
-
-
-def _aligned(n: int) -> int:
-    return (n + ALIGN - 1) // ALIGN * ALIGN
-
-
 @dataclasses.dataclass
 class OpRow:
     index: int
@@ -31,6 +25,8 @@ class OpRow:
     output_bytes: int
     weight_bytes: int  # constant inputs (flash)
     live_bytes: int  # all activations alive while this op runs (16-byte aligned)
+    planned_bytes: int = 0  # arena bytes in use at this op with our plan
+    bound_bytes: int = 0  # bytes no plan can avoid at this op
 
 
 @dataclasses.dataclass
@@ -43,6 +39,10 @@ class MemoryReport:
     arena_tail: int
     tail_buckets: dict
     ops: list[OpRow]
+    predicted_arena: int = 0  # the memory model, for the model as given
+    planned_arena: int = 0  # measured in the wheel with our offline plan
+    lower_bound: int = 0  # head bound + tail
+    plan_note: str = ""  # why there is no plan, if there is none
 
     @property
     def peak_live_bytes(self) -> int:
@@ -58,32 +58,8 @@ class MemoryReport:
         return json.dumps(self.to_dict(with_ops), indent=1)
 
 
-def tensor_lifetimes(info: ModelInfo) -> dict[int, tuple[int, int]]:
-    """Activation tensor -> (first op, last op) it is alive for, as TFLM plans them:
-    born at its producer, dies after its last consumer; graph inputs live from op 0,
-    graph outputs to the last op."""
-    last = len(info.ops) - 1
-    life: dict[int, list[int]] = {i: [0, last] for i in info.inputs}
-    for op in info.ops:
-        for t in op.outputs:
-            life.setdefault(t, [op.index, op.index])
-    for op in info.ops:
-        for t in op.inputs:
-            if t >= 0 and t in life:
-                life[t][1] = max(life[t][1], op.index)
-    for t in info.outputs:
-        if t in life:
-            life[t][1] = last
-    return {t: (a, b) for t, (a, b) in life.items()
-            if not info.tensors[t].is_constant}
-
-
-def op_rows(info: ModelInfo) -> list[OpRow]:
-    life = tensor_lifetimes(info)
-    live = [0] * len(info.ops)
-    for t, (a, b) in life.items():
-        for i in range(a, b + 1):
-            live[i] += _aligned(info.tensors[t].nbytes)
+def op_rows(info: ModelInfo, live: list[int]) -> list[OpRow]:
+    """Per-op sizes; `live`: arena bytes in use at each op (the memory model's figure)."""
     rows = []
     for op in info.ops:
         ins = [info.tensors[t] for t in op.inputs if t >= 0]
@@ -98,14 +74,29 @@ def op_rows(info: ModelInfo) -> list[OpRow]:
 def analyze(model, name: str | None = None) -> MemoryReport:
     """Report for a model (path or bytes). Raises a clear error for a file that is not a
     TFLite model, a corrupted one, or one using an op the wheel cannot resolve."""
+    from tflm_vit.errors import PlanError
+    from tflm_vit.memory import plan_model, predict
+
     data, info = load_model(model)
     alloc = runtime.allocations(data)
-    return MemoryReport(
+    given = predict(data)
+    report = MemoryReport(
         name=name or (os.path.basename(os.fspath(model))
                       if isinstance(model, (str, os.PathLike)) else "model"),
         flash=len(data), weight_bytes=sum(t.nbytes for t in info.tensors if t.is_constant),
         arena_total=alloc.total, arena_head=alloc.head, arena_tail=alloc.tail,
-        tail_buckets=alloc.buckets, ops=op_rows(info))
+        tail_buckets=alloc.buckets, ops=op_rows(info, [op.live_bytes for op in given.ops]),
+        predicted_arena=given.total)
+    try:
+        planned = plan_model(data)
+    except PlanError as e:
+        report.plan_note = str(e)
+        return report
+    report.planned_arena = runtime.allocations(planned.model).total
+    report.lower_bound = planned.after.lower_bound
+    for row, op in zip(report.ops, planned.after.ops):
+        row.planned_bytes, row.bound_bytes = op.live_bytes, op.bound_bytes
+    return report
 
 
 def format_report(report: MemoryReport, with_ops: bool = True, width: int = 110) -> str:
@@ -123,6 +114,17 @@ def format_report(report: MemoryReport, with_ops: bool = True, width: int = 110)
                                           report.arena_tail, report.flash,
                                           report.weight_bytes, report.peak_live_bytes)))
     console.print(summary)
+    plan = Table(title="arena: as given vs planned (token overwriting) vs lower bound")
+    for col in ("TFLM (as given)", "memory model", "planned (TFLM)", "lower bound",
+                "as given / planned"):
+        plan.add_column(col, justify="right")
+    if report.planned_arena:
+        plan.add_row(f"{report.arena_total:,}", f"{report.predicted_arena:,}",
+                     f"{report.planned_arena:,}", f"{report.lower_bound:,}",
+                     f"{report.arena_total / report.planned_arena:.2f}x")
+        console.print(plan)
+    else:
+        console.print(f"no plan: {report.plan_note}")
     if report.tail_buckets:
         tail = Table(title="tail allocations (TFLM recording allocator)")
         for col in ("bucket", "used", "requested", "count"):
@@ -132,20 +134,27 @@ def format_report(report: MemoryReport, with_ops: bool = True, width: int = 110)
         console.print(tail)
     if with_ops:
         ops = Table(title="per op (bytes)")
-        for col in ("#", "op", "output shape", "in act", "out", "weights", "live"):
+        for col in ("#", "op", "output shape", "in act", "out", "weights", "live",
+                    "planned", "bound"):
             ops.add_column(col, justify="left" if col in ("op", "output shape") else "right")
         for r in report.ops:
             ops.add_row(str(r.index), r.op, " ".join(str(s) for s in r.output_shapes),
                         f"{r.input_bytes:,}", f"{r.output_bytes:,}", f"{r.weight_bytes:,}",
-                        f"{r.live_bytes:,}")
+                        f"{r.live_bytes:,}", f"{r.planned_bytes:,}", f"{r.bound_bytes:,}")
         console.print(ops)
     return buf.getvalue()
 
 
 def draw_timeline(ax, report: MemoryReport, annotate_peak: bool = True) -> None:
     """Live activation bytes per op on a matplotlib axis, with TFLM's arena head and total."""
-    ax.step([r.index for r in report.ops], [r.live_bytes / 1024 for r in report.ops],
-            where="mid", label="live activations")
+    x = [r.index for r in report.ops]
+    ax.step(x, [r.live_bytes / 1024 for r in report.ops], where="mid",
+            label="live activations (as given)")
+    if report.planned_arena:
+        ax.step(x, [r.planned_bytes / 1024 for r in report.ops], where="mid",
+                label="planned (token overwriting)")
+        ax.step(x, [r.bound_bytes / 1024 for r in report.ops], where="mid", ls="--",
+                label="lower bound")
     ax.axhline(report.arena_head / 1024, color="tab:orange", ls="--", label="TFLM arena head")
     ax.axhline(report.arena_total / 1024, color="tab:red", ls=":", label="TFLM arena total")
     peak = max(report.ops, key=lambda r: r.live_bytes, default=None)

@@ -26,7 +26,8 @@ _ALLOC_LINE = re.compile(r"Arena allocation (total|head|tail) (\d+) bytes")
 _BUCKET_LINE = re.compile(r"'([^']+)' used (\d+) bytes with alignment overhead "
                           r"\(requested (\d+) bytes for (\d+) ")
 _OUR_OP_ERROR = re.compile(r"^(?:TV_[A-Z_]+|TflmVitRegisterOps): .*$", re.MULTILINE)
-_OUT_OF_ARENA = re.compile(r"Failed to (resize buffer|allocate (tail |head )?memory)[^\n]*")
+_OUT_OF_ARENA = re.compile(r"(Failed to (resize buffer|allocate (tail |head )?memory)"
+                           r"|Too many buffers)[^\n]*")
 # The wheel can crash (SIGSEGV) instead of failing cleanly when the arena is too small,
 # so in-process calls only ever use an arena known to be large enough, and probing of
 # small sizes runs in a child process.
@@ -49,8 +50,11 @@ print("FITS")
 
 def safe_arena_size(info: ModelInfo) -> int:
     """An arena that certainly holds the model: every tensor twice (BATCH_MATMUL may keep
-    transposed copies of constants) plus generous per-op bookkeeping."""
-    return (1 << 20) + 2 * sum(t.nbytes for t in info.tensors) + 4096 * len(info.ops)
+    transposed copies of constants) plus generous per-op bookkeeping. A multiple of 16, so
+    the arena's end is as aligned as its start and the recorded tail does not depend on
+    where the host allocator put the arena."""
+    size = (1 << 20) + 2 * sum(t.nbytes for t in info.tensors) + 4096 * len(info.ops)
+    return (size + 15) // 16 * 16
 
 
 class ArenaTooSmallError(TflmVitError, RuntimeError):

@@ -1,0 +1,33 @@
+"""The lower bound on the arena head: at every op, the bytes that must be alive at once
+whatever the placement (16-byte rounded, as TFLM sizes buffers): everything alive at
+that op, its scratch, with an input counted only once where the op may write its output
+over it. No plan, ours or the optimum, can use less than the largest of these."""
+
+from __future__ import annotations
+
+from tflm_vit.memory.aliasing import inplace_pairs
+from tflm_vit.memory.lifetimes import planned_buffers, tensor_scopes
+from tflm_vit.tflite_model import ModelInfo
+
+
+def live_bytes_bound(info: ModelInfo) -> list[int]:
+    """Per op: bytes alive while it runs, net of the overwrites it may make."""
+    buffers = planned_buffers(info)
+    scopes = tensor_scopes(info)
+    sizes = {b.tensor: b.size for b in buffers if b.tensor >= 0}
+    per_op = []
+    for op in info.ops:
+        s = op.index + 1
+        live = sum(b.size for b in buffers if b.first <= s <= b.last)
+        saved, used = 0, set()
+        for src, dst in inplace_pairs(info, op):
+            if (src in scopes and dst in scopes and scopes[src][1] == s
+                    and scopes[dst][0] == s and dst not in used):
+                saved += min(sizes[src], sizes[dst])
+                used.add(dst)
+        per_op.append(live - saved)
+    return per_op
+
+
+def head_lower_bound(info: ModelInfo) -> int:
+    return max(live_bytes_bound(info), default=0)

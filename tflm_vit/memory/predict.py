@@ -1,0 +1,110 @@
+"""The memory model: the arena TFLM will need for a model, without running TFLM.
+
+head: TFLM's greedy planner reproduced on TFLM's lifetimes and scratch requests, honouring
+the model's offline plan if it has one; tail: TFLM's persistent allocations in order
+(tail.py); total = head + tail, which is what the wheel's recording allocator reports
+and the smallest arena (16-byte aligned) the model loads in. Flash: the model file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from tflm_vit.memory.bound import head_lower_bound, live_bytes_bound
+from tflm_vit.memory.check import check_plan
+from tflm_vit.memory.greedy import greedy_offsets, head_size
+from tflm_vit.memory.lifetimes import planned_buffers
+from tflm_vit.memory.offline_plan import plan_of
+from tflm_vit.memory.scratch import unknown_builtins
+from tflm_vit.memory.tail import planning_need, tail_allocations, tail_size, unknown_ops
+from tflm_vit.tflite_model import ModelInfo, load_model
+
+
+@dataclasses.dataclass
+class OpMemory:
+    index: int
+    op: str
+    live_bytes: int  # arena bytes in use while the op runs (shared bytes counted once)
+    bound_bytes: int  # the same net of the overwrites the op may make
+    scratch_bytes: int
+    persistent_bytes: int  # this op's share of the tail
+    weight_bytes: int  # constant inputs (flash)
+
+
+@dataclasses.dataclass
+class MemoryPrediction:
+    head: int
+    tail: int
+    flash: int
+    head_lower_bound: int
+    planned: bool  # the model carries an offline plan
+    ops: list[OpMemory]
+    tail_by_kind: dict
+    caveats: list[str]  # ops whose allocations are not modelled (figures may be low)
+    planning_need: int = 0  # arena TFLM needs while planning (tail.planning_need)
+
+    @property
+    def total(self) -> int:
+        """What TFLM's recording allocator reports (print_allocations)."""
+        return self.head + self.tail
+
+    @property
+    def arena_size(self) -> int:
+        """The arena to give TFLM: the recorded total, or, for tiny models, the room TFLM
+        needs while planning, whichever is larger (16-byte multiple)."""
+        return max(self.total, -(-self.planning_need // 16) * 16)
+
+    @property
+    def lower_bound(self) -> int:
+        """Bound on the whole arena: the head bound plus the (plan-independent) tail."""
+        return self.head_lower_bound + self.tail
+
+
+def predict(model) -> MemoryPrediction:
+    """Prediction for a model (path or bytes); its offline plan is checked first."""
+    data, info = load_model(model)
+    return predict_info(info, len(data))
+
+
+def predict_info(info: ModelInfo, flash: int) -> MemoryPrediction:
+    offsets = plan_of(info)
+    if offsets is not None:
+        check_plan(info, offsets)
+    buffers = planned_buffers(info, offsets)
+    placed = greedy_offsets(buffers)
+    head = head_size(buffers, placed)
+    allocations = tail_allocations(info)
+    by_kind: dict[str, int] = {}
+    per_op_tail = [0] * len(info.ops)
+    for a in allocations:
+        by_kind[a.what] = by_kind.get(a.what, 0) + a.size
+        if a.op >= 0:
+            per_op_tail[a.op] += a.size
+    bound = live_bytes_bound(info)
+    ops = []
+    for op in info.ops:
+        s = op.index + 1
+        ops.append(OpMemory(
+            op.index, op.name,
+            _occupied([(o, o + b.size) for o, b in zip(placed, buffers)
+                       if b.first <= s <= b.last]),
+            bound[op.index],
+            sum(b.size for b in buffers if b.op == op.index),
+            per_op_tail[op.index],
+            sum(info.tensors[t].nbytes for t in op.inputs
+                if t >= 0 and info.tensors[t].is_constant)))
+    caveats = [f"{name}: allocations not modelled" for name in
+               sorted(set(unknown_ops(info)) | set(unknown_builtins(info)))]
+    return MemoryPrediction(head, tail_size(allocations), flash, head_lower_bound(info),
+                            offsets is not None, ops, by_kind, caveats,
+                            planning_need(info, allocations, len(buffers)))
+
+
+def _occupied(ranges: list[tuple[int, int]]) -> int:
+    """Length of the union of byte ranges."""
+    total, end = 0, -1
+    for a, b in sorted(ranges):
+        if b > end:
+            total += b - max(a, end)
+            end = b
+    return total

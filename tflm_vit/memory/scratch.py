@@ -1,0 +1,67 @@
+"""Scratch-buffer requests each op makes in Prepare, in request order.
+
+Our ops: the sizes their adapters request (custom_ops/tflm/*_op.cc), computed from the
+op's options exactly as the portable kernels' *_scratch_size() functions compute them
+(a test checks these against the C functions). Builtins: what the wheel's reference
+kernels request for the int8 ops a ViT uses (checked against the wheel by the memory
+model tests); a builtin not listed is assumed to request none, and the prediction says so.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tflm_vit.errors import ModelFileError
+from tflm_vit.ops import options as tv_options
+from tflm_vit.tflite_model import ModelInfo, OpInfo
+
+# Builtins whose int8 reference kernels request no scratch in the wheel.
+NO_SCRATCH_BUILTINS = frozenset({
+    "ADD", "SUB", "MUL", "FULLY_CONNECTED", "RESHAPE", "SOFTMAX", "LOGISTIC", "QUANTIZE",
+    "DEQUANTIZE", "TRANSPOSE", "BATCH_MATMUL", "CONV_2D", "SQUARED_DIFFERENCE", "RSQRT",
+    "NEG", "STRIDED_SLICE", "CONCATENATION", "GATHER", "PACK", "UNPACK", "SPLIT", "TANH",
+})
+# MEAN / SUM (int8): an int32 accumulator per output element, the input's dims, the axes.
+REDUCERS = frozenset({"MEAN", "SUM"})
+
+
+def custom_options(info: ModelInfo, op: OpInfo) -> bytes:
+    raw = info.model.subgraphs[0].operators[op.index].customOptions
+    return bytes(np.asarray(raw, dtype=np.uint8)) if raw is not None else b""
+
+
+def _ours(name: str, f: dict) -> list[int]:
+    if name == "TV_LINEAR":
+        return [f["out_features"]]
+    if name == "TV_LOW_RANK_LINEAR":
+        return [f["rank"] + f["out_features"]]
+    if name == "TV_ATTENTION":
+        return [4 * f["tokens"] + f["heads"] * f["head_dim"]]
+    if name == "TV_MLP":
+        stages = f["up_count"] + f["down_count"]
+        widest = max(max(f[f"stage{i}_in"], f[f"stage{i}_out"]) for i in range(stages))
+        return [2 * widest + f[f"stage{stages - 1}_out"]]
+    if name == "TV_PATCH_EMBED":
+        return [4 * f["out_channels"] + f["sub_patch"] ** 2 * f["in_channels"]]
+    return []  # TV_LAYERNORM, TV_GELU: none
+
+
+def scratch_requests(info: ModelInfo, op: OpInfo) -> list[int]:
+    """Bytes of each scratch buffer `op` requests, in order."""
+    if op.name in tv_options.OPS:
+        try:
+            return _ours(op.name, tv_options.unpack(op.name, custom_options(info, op)))
+        except (ValueError, KeyError) as e:
+            raise ModelFileError(f"op {op.index} ({op.name}): unreadable options: {e}") from None
+    if op.name in REDUCERS:
+        t = info.tensors
+        return [4 * max(1, int(np.prod(t[op.outputs[0]].shape))),
+                4 * len(t[op.inputs[0]].shape), 4 * max(1, int(np.prod(t[op.inputs[1]].shape)))]
+    return []
+
+
+def unknown_builtins(info: ModelInfo) -> list[str]:
+    """Ops whose scratch requests the model does not know (predictions may be low)."""
+    return sorted({op.name for op in info.ops
+                   if op.name not in tv_options.OPS and op.name not in NO_SCRATCH_BUILTINS
+                   and op.name not in REDUCERS})
