@@ -127,25 +127,30 @@ def _export_and_check(net, config, data, out_dir, quiet=False):
 
 
 def _convert_and_check(model, x, float_logits, data, out_dir, quiet=False):
-    """Convert to our ops, run the converted model in TFLM, compare with float."""
-    from tflm_vit import evaluate, report
+    """Convert to our ops and plan the arena; run the planned model in TFLM (in exactly
+    the planned arena), compare with float."""
+    from tflm_vit import evaluate, runtime
     from tflm_vit.converters.convert import convert
     from tflm_vit.converters.summary import format_conversion
+    from tflm_vit.memory import plan_model
     result = convert(model)
+    planned = plan_model(result.model)
     path = os.path.join(out_dir, "subnet_tflm_vit.tflite")
     with open(path, "wb") as f:
-        f.write(result.model)
-    q, scale, zp = evaluate.run_int8(result.model, x)
+        f.write(planned.model)
+    interp, _ = runtime.make_interpreter(planned.model, arena_size=planned.arena_size)
+    q, scale, zp = evaluate.run_int8(planned.model, x, interpreter=interp)
     agree = evaluate.compare(float_logits, q, scale, zp, data.y_test)
     if not quiet:
         print(format_conversion(result))
-    r = report.analyze(result.model, name="converted")
-    print(f"\nconverted model (our ops) -> {path}")
+    stock = runtime.allocations(model).total
+    print(f"\nconverted + planned model (our ops, token overwriting) -> {path}")
     print(f"test images: {len(x)}   float top-1 {agree.float_accuracy:.3f}   "
           f"converted int8 TFLM top-1 {agree.int8_accuracy:.3f}   agreement with float "
           f"{agree.top1_agreement:.3f}")
-    print(f"arena {r.arena_total:,} bytes (stock planner; token overwriting is issue 5's "
-          f"planner), flash {r.flash:,} bytes")
+    print(f"arena: stock {stock:,} -> converted + planned {planned.arena_size:,} bytes "
+          f"({stock / planned.arena_size:.2f}x; lower bound {planned.after.lower_bound:,}), "
+          f"flash {len(planned.model):,} bytes")
     return result, agree
 
 
