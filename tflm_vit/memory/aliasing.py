@@ -38,6 +38,14 @@ def inplace_pairs(info: ModelInfo, op: OpInfo) -> list[tuple[int, int]]:
     return []
 
 
+def handoffs(info: ModelInfo, op: OpInfo, scopes: dict) -> list[tuple[int, int]]:
+    """The pairs of `inplace_pairs` that can really share bytes: the input is read by no
+    later op and the output is born at this op (scopes: lifetimes.tensor_scopes)."""
+    s = op.index + 1
+    return [(src, dst) for src, dst in inplace_pairs(info, op)
+            if src in scopes and dst in scopes and scopes[src][1] == s and scopes[dst][0] == s]
+
+
 def _same_elements(a: tuple, b: tuple) -> bool:
     """Same shape up to leading 1s (ADD of [1, N, D] and [N, D] is elementwise)."""
     strip = lambda s: tuple(s[next((i for i, d in enumerate(s) if d != 1), len(s)):])  # noqa

@@ -5,7 +5,7 @@ over it. No plan, ours or the optimum, can use less than the largest of these.""
 
 from __future__ import annotations
 
-from tflm_vit.memory.aliasing import inplace_pairs
+from tflm_vit.memory.aliasing import handoffs
 from tflm_vit.memory.lifetimes import planned_buffers, tensor_scopes
 from tflm_vit.tflite_model import ModelInfo
 
@@ -20,9 +20,8 @@ def live_bytes_bound(info: ModelInfo) -> list[int]:
         s = op.index + 1
         live = sum(b.size for b in buffers if b.first <= s <= b.last)
         saved, used = 0, set()
-        for src, dst in inplace_pairs(info, op):
-            if (src in scopes and dst in scopes and scopes[src][1] == s
-                    and scopes[dst][0] == s and dst not in used):
+        for src, dst in handoffs(info, op, scopes):
+            if dst not in used:
                 saved += min(sizes[src], sizes[dst])
                 used.add(dst)
         per_op.append(live - saved)

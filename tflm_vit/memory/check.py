@@ -4,7 +4,7 @@ TFLM follows offsets blindly, so an unsafe overlap would silently give wrong out
 from __future__ import annotations
 
 from tflm_vit.errors import PlanError
-from tflm_vit.memory.aliasing import inplace_pairs
+from tflm_vit.memory.aliasing import handoffs
 from tflm_vit.memory.lifetimes import ALIGN, align_up, needs_allocating, tensor_scopes
 from tflm_vit.tflite_model import ModelInfo
 
@@ -60,10 +60,4 @@ def check_plan(info: ModelInfo, offsets: list[int], arena_head: int | None = Non
 def _declared_handoffs(info: ModelInfo, scopes) -> set[tuple[int, int]]:
     """(input, output) pairs an op may share, where the input dies at that op and the
     output is born there: the only overlaps a plan may contain."""
-    out = set()
-    for op in info.ops:
-        s = op.index + 1
-        for src, dst in inplace_pairs(info, op):
-            if src in scopes and dst in scopes and scopes[src][1] == s and scopes[dst][0] == s:
-                out.add((src, dst))
-    return out
+    return {pair for op in info.ops for pair in handoffs(info, op, scopes)}

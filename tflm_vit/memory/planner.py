@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 
 from tflm_vit.errors import PlanError
-from tflm_vit.memory.aliasing import inplace_pairs
+from tflm_vit.memory.aliasing import handoffs
 from tflm_vit.memory.greedy import ONLINE, greedy_offsets, head_size
 from tflm_vit.memory.lifetimes import ALIGN, PlannedBuffer, planned_buffers, tensor_scopes
 from tflm_vit.tflite_model import ModelInfo
@@ -40,12 +40,9 @@ def choose_aliases(info: ModelInfo) -> dict[int, int]:
     taken: set[int] = set()
     alias: dict[int, int] = {}
     for op in info.ops:
-        s = op.index + 1
-        for src, dst in inplace_pairs(info, op):
-            if src in taken or src not in scopes or dst not in scopes:
+        for src, dst in handoffs(info, op, scopes):
+            if src in taken:
                 continue
-            if scopes[src][1] != s or scopes[dst][0] != s:
-                continue  # the input is read later, or the output is a graph output born earlier
             if info.tensors[src].nbytes == 0 or src in info.outputs:
                 continue
             alias[dst] = src
