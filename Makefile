@@ -7,7 +7,13 @@ BIN    := $(VENV)/bin
 # not fetch an isolated build environment every time.
 BUILD_REQS := scikit-build-core==1.1.2 pybind11==3.1.0 cmake==4.4.4
 
-.PHONY: demo test install bench clean
+# Debian packages for the firmware builds and on-target tests (Cortex-M toolchain and
+# newlib, QEMU's MPS2 boards, bazel 4 for the kernel tests).
+FIRMWARE_DEBS := gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-newlib \
+                 qemu-system-arm bazel-bootstrap
+FIRMWARE_TOOLS := arm-none-eabi-gcc arm-none-eabi-g++ qemu-system-arm bazel
+
+.PHONY: demo test install bench clean firmware-deps firmware
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,14 +26,33 @@ install: $(BIN)/python
 demo: install
 	$(BIN)/tflm-vit demo
 
-test: install
+# Installs the firmware packages with apt when a tool is missing (root, or sudo without a
+# password); otherwise says which packages to install.
+firmware-deps:
+	@missing=""; for t in $(FIRMWARE_TOOLS); do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing firmware tools (missing:$$missing)"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=""; elif sudo -n true 2>/dev/null; then SUDO="sudo -n"; \
+	  else echo "need root to install: apt-get install $(FIRMWARE_DEBS)" >&2; exit 1; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
+	    $(FIRMWARE_DEBS) >/dev/null || exit 1; \
+	fi
+
+# TFLM with our ops for every emulated CPU and kernel set (minutes the first time).
+firmware: install firmware-deps
+	for cpu in cortex-m7 cortex-m4; do for k in reference cmsis_nn; do \
+	  $(BIN)/python custom_ops/firmware/qemu.py build --cpu $$cpu --kernels $$k || exit 1; \
+	done; done
+
+test: install firmware-deps
 	$(BIN)/pytest -q
 
-bench: install
+bench: install firmware-deps
 	$(BIN)/python bench/stock_tflm.py
 	$(BIN)/python bench/isqrt_iterations.py
 	$(BIN)/python bench/fidelity.py
 	$(BIN)/python bench/memory.py
+	$(BIN)/python bench/firmware.py
 
 clean:
 	rm -rf build $(VENV) runs

@@ -111,7 +111,7 @@ def test_bad_custom_data_is_named_by_the_op(converted):
                 o.custom_code == "TV_GELU" for o in sg.operators) else "TV_LAYERNORM")._fb.customOptions)),
         "TV_LINEAR: tensor 'linear requantisation' must be int32": lambda m, sg: _retype(
             _first(sg, "TV_LINEAR").inputs[2]),
-        "TV_LAYERNORM: tensor 'bias' must have shape": lambda m, sg: setattr(
+        "TV_LAYERNORM: tensor 'bias' must have rank 1, got rank 2": lambda m, sg: setattr(
             _first(sg, "TV_LAYERNORM").inputs[2], "shape", (1,) + tuple(_first(sg, "TV_LAYERNORM").inputs[2].shape)),
         "TV_LINEAR: tensor 'output' must be int8, got another type": lambda m, sg: setattr(
             _first(sg, "TV_ATTENTION").inputs[0], "dtype", schema.TensorType.INT16),

@@ -9,15 +9,31 @@ import sys
 import time
 
 from tflm_vit.errors import TflmVitError
+from tflm_vit.units import byte_size
+
+
+def _target(args) -> str:
+    """The memory model's target for --target / --kernels (memory/targets.py)."""
+    if args.target == "wheel":
+        if args.kernels != "reference":
+            raise TflmVitError("--kernels applies to --target cortex-m only")
+        return "wheel"
+    return "cortex-m" if args.kernels == "reference" else "cortex-m-cmsis-nn"
 
 
 def _cmd_analyze(args) -> int:
     from tflm_vit import report
+    from tflm_vit.memory import predict
+    from tflm_vit.memory.targets import get_target
+    target = _target(args)
     r = report.analyze(args.model)
     if args.json:
         print(r.to_json(with_ops=not args.no_ops))
     else:
         print(report.format_report(r, with_ops=not args.no_ops))
+        p = predict(args.model, target)
+        print(f"arena to give TFLM on {target}: {get_target(target).arena_to_give(p):,} bytes "
+              f"(memory model: head {p.head:,} + tail {p.tail:,})")
     if args.png:
         report.plot_timeline(r, args.png)
         print(f"timeline written to {args.png}")
@@ -40,20 +56,35 @@ def _cmd_convert(args) -> int:
 def _cmd_plan(args) -> int:
     from tflm_vit import runtime
     from tflm_vit.memory import plan_model
-    result = plan_model(args.model, budget=args.budget, exact=args.exact)
-    measured = runtime.allocations(result.model).total
+    target = _target(args)
+    result = plan_model(args.model, budget=args.budget, exact=args.exact, target=target)
     b, a = result.before, result.after
     print(f"plan ({result.plan.method}): {len(result.plan.chains)} chains of tensors "
-          "sharing bytes (token overwriting)")
+          f"sharing bytes (token overwriting); figures for {target}")
     print(f"  arena before: {b.total:>10,} bytes (head {b.head:,} + tail {b.tail:,})")
-    print(f"  arena after:  {a.total:>10,} bytes (head {a.head:,} + tail {a.tail:,}); "
-          f"TFLM records {measured:,}")
+    if target == "wheel":
+        measured = runtime.allocations(result.model).total
+        print(f"  arena after:  {a.total:>10,} bytes (head {a.head:,} + tail {a.tail:,}); "
+              f"TFLM records {measured:,}")
+    else:
+        print(f"  arena after:  {a.total:>10,} bytes (head {a.head:,} + tail {a.tail:,})")
     print(f"  lower bound:  {a.lower_bound:>10,} bytes (head {a.head_lower_bound:,} + tail)")
     for c in a.caveats:
         print(f"  caveat: {c}")
     with open(args.output, "wb") as f:
         f.write(result.model)
-    print(f"written to {args.output}; give TFLM an arena of {result.arena_size:,} bytes")
+    print(f"written to {args.output}; give TFLM an arena of {result.arena_size:,} bytes "
+          f"on {target}")
+    return 0
+
+
+def _cmd_export_c(args) -> int:
+    from tflm_vit.export_c import export_c
+    fw = export_c(args.model, args.output, _target(args))
+    print(f"written {args.output}.h and {args.output}.cc: {len(fw.builtins)} builtins "
+          f"({', '.join(fw.builtins) or 'none'}) + {len(fw.custom_ops)} tflm-vit ops "
+          f"({', '.join(fw.custom_ops) or 'none'}); arena {fw.arena_size:,} bytes on "
+          f"{_target(args)}")
     return 0
 
 
@@ -186,6 +217,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tflm-vit", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
 
+    def target_args(sp, default):
+        sp.add_argument("--target", choices=("cortex-m", "wheel"), default=default,
+                        help="the TFLM build whose arena to report: a 32-bit Cortex-M "
+                             f"firmware or the x86-64 Python wheel (default {default})")
+        sp.add_argument("--kernels", choices=("reference", "cmsis_nn"), default="reference",
+                        help="TFLM kernels of the Cortex-M build (OPTIMIZED_KERNEL_DIR)")
+
     def data_args(sp):
         sp.add_argument("--data", default="digits",
                         help="'digits' (built in) or a folder with one sub-folder per class")
@@ -235,7 +273,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "(TFLM's offline memory plan; any TFLM app honours it)")
     pl.add_argument("model", help="input .tflite (typically from `tflm-vit convert`)")
     pl.add_argument("-o", "--output", required=True, help="output .tflite")
-    pl.add_argument("--budget", type=int, help="fail unless the arena fits in this many bytes")
+    pl.add_argument("--budget", type=byte_size,
+                    help="fail unless the arena fits: bytes, or with a unit (320KB; KB = "
+                         "KiB = 1024 bytes)")
+    target_args(pl, "wheel")
     pl.add_argument("--exact", action="store_true",
                     help="optimal placement with CP-SAT (small graphs only)")
     pl.set_defaults(fn=_cmd_plan)
@@ -245,7 +286,16 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--png", help="write a live-bytes-per-op timeline here")
     a.add_argument("--json", action="store_true", help="machine-readable output")
     a.add_argument("--no-ops", action="store_true", help="summary only, no per-op table")
+    target_args(a, "wheel")
     a.set_defaults(fn=_cmd_analyze)
+
+    x = sub.add_parser("export-c", help="write a model as C++ firmware source (array, arena "
+                       "size, RegisterOps for exactly its ops)")
+    x.add_argument("model", help="input .tflite (typically from `tflm-vit plan`)")
+    x.add_argument("-o", "--output", required=True,
+                   help="output stem: DIR/model writes DIR/model.h and DIR/model.cc")
+    target_args(x, "cortex-m")
+    x.set_defaults(fn=_cmd_export_c)
     return p
 
 

@@ -26,10 +26,10 @@ tv_attention_params Params(const tv_options& o) {
 
 Status Prepare(Context* context, Node* node) {
   auto* data = static_cast<OpData*>(node->user_data);
-  if (data == nullptr) return Fail(kOp, "custom options invalid (see above)");
+  if (data == nullptr) return TV_FAIL(kOp, "custom options invalid (see above)");
   const tv_attention_params p = Params(data->options);
   const char* what = nullptr;
-  if (tv_attention_validate(&p, &what) != TV_OK) return Fail(kOp, "%s", what);
+  if (tv_attention_validate(&p, &what) != TV_OK) return TV_FAIL(kOp, "%s", what);
   const int32_t width = p.heads * p.head_dim;
   if (!CheckCounts(kOp, node, 3, 3, 1) ||
       !CheckActivation(kOp, "q", Input(context, node, 0), p.tokens, width) ||
@@ -50,7 +50,7 @@ Status Eval(Context* context, Node* node) {
                       Data<int8_t>(Input(context, node, 1)), Data<int8_t>(Input(context, node, 2)),
                       MutableData<int8_t>(Output(context, node, 0)),
                       GetScratchBuffer(context, data->scratch_index), &what) != TV_OK) {
-    return Fail(kOp, "%s", what);
+    return TV_FAIL(kOp, "%s", what);
   }
   return kOk;
 }

@@ -21,10 +21,10 @@ void* Init(Context* context, const char* buffer, size_t length) {
 
 Status Prepare(Context* context, Node* node) {
   const auto* data = static_cast<const OpData*>(node->user_data);
-  if (data == nullptr) return Fail(kOp, "custom options invalid (see above)");
+  if (data == nullptr) return TV_FAIL(kOp, "custom options invalid (see above)");
   const tv_options* o = &data->options;
   const int32_t mode = o->fields[kMode];
-  if (mode != kModeTable && mode != kModeShift) return Fail(kOp, "mode %d is not 0 or 1", mode);
+  if (mode != kModeTable && mode != kModeShift) return TV_FAIL(kOp, "mode %d is not 0 or 1", static_cast<int>(mode));
   const int inputs = mode == kModeTable ? 2 : 1;
   if (!CheckCounts(kOp, node, inputs, inputs, 1)) return kError;
   const EvalTensor* x = Input(context, node, 0);
@@ -33,8 +33,8 @@ Status Prepare(Context* context, Node* node) {
     return kError;
   }
   if (ElementCount(x) != ElementCount(y)) {
-    return Fail(kOp, "input has %lld elements, output %lld", (long long)ElementCount(x),
-                (long long)ElementCount(y));
+    return TV_FAIL(kOp, "input has %d elements, output %d", static_cast<int>(ElementCount(x)),
+                   static_cast<int>(ElementCount(y)));
   }
   if (mode == kModeTable) {
     const int32_t dims[1] = {256};
@@ -61,7 +61,7 @@ Status Eval(Context* context, Node* node) {
                                     {f[kQ16Mult], f[kQ16Shift]}, {f[kOutMult], f[kOutShift]}};
     status = tv_gelu_shift_s8(&p, Data<int8_t>(x), out, count, &what);
   }
-  return status == TV_OK ? kOk : Fail(kOp, "%s", what);
+  return status == TV_OK ? kOk : TV_FAIL(kOp, "%s", what);
 }
 
 }  // namespace

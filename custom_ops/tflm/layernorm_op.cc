@@ -35,7 +35,7 @@ tv_layernorm_params Params(const Context* context, const Node* node, const tv_op
 
 Status Prepare(Context* context, Node* node) {
   const auto* data = static_cast<const OpData*>(node->user_data);
-  if (data == nullptr) return Fail(kOp, "custom options invalid (see above)");
+  if (data == nullptr) return TV_FAIL(kOp, "custom options invalid (see above)");
   const tv_options* o = &data->options;
   const int32_t* f = o->fields;
   const int32_t table_dims[2] = {2, f[kChannels]};
@@ -50,7 +50,7 @@ Status Prepare(Context* context, Node* node) {
   }
   const tv_layernorm_params p = Params(context, node, o);
   const char* what = nullptr;
-  if (tv_layernorm_validate(&p, &what) != TV_OK) return Fail(kOp, "%s", what);
+  if (tv_layernorm_validate(&p, &what) != TV_OK) return TV_FAIL(kOp, "%s", what);
   return kOk;
 }
 
@@ -60,7 +60,7 @@ Status Eval(Context* context, Node* node) {
   const char* what = nullptr;
   if (tv_layernorm_s8(&p, Data<int8_t>(Input(context, node, 0)),
                       MutableData<int8_t>(Output(context, node, 0)), &what) != TV_OK) {
-    return Fail(kOp, "%s", what);
+    return TV_FAIL(kOp, "%s", what);
   }
   return kOk;
 }

@@ -8,6 +8,7 @@ namespace tv_tflm {
 namespace {
 
 constexpr char kOp[] = "TV_LINEAR";
+const StageNames kStage = TV_STAGE_NAMES("linear");
 enum { kTokens, kIn, kOut, kInputOffset, kOutputOffset, kFields };
 
 void* Init(Context* context, const char* buffer, size_t length) {
@@ -16,11 +17,11 @@ void* Init(Context* context, const char* buffer, size_t length) {
 
 Status Prepare(Context* context, Node* node) {
   auto* data = static_cast<OpData*>(node->user_data);
-  if (data == nullptr) return Fail(kOp, "custom options invalid (see above)");
+  if (data == nullptr) return TV_FAIL(kOp, "custom options invalid (see above)");
   const int32_t* f = data->options.fields;
   if (!CheckCounts(kOp, node, 3, 4, 1) ||
       !CheckActivation(kOp, "input", Input(context, node, 0), f[kTokens], f[kIn]) ||
-      !CheckStage(kOp, "linear", context, node, 1, f[kIn], f[kOut]) ||
+      !CheckStage(kOp, kStage, context, node, 1, f[kIn], f[kOut]) ||
       !CheckActivation(kOp, "output", Output(context, node, 0), f[kTokens], f[kOut])) {
     return kError;
   }
@@ -37,7 +38,7 @@ Status Eval(Context* context, Node* node) {
                    MutableData<int8_t>(Output(context, node, 0)),
                    static_cast<int8_t*>(GetScratchBuffer(context, data->scratch_index)),
                    &what) != TV_OK) {
-    return Fail(kOp, "%s", what);
+    return TV_FAIL(kOp, "%s", what);
   }
   return kOk;
 }

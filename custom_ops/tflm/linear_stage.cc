@@ -1,31 +1,26 @@
 #include "linear_stage.h"
 
-#include <stdio.h>
-
 namespace tv_tflm {
 
-bool CheckStage(const char* op, const char* name, const Context* context, const Node* node,
-                int first_input, int32_t in_features, int32_t out_features) {
-  char label[48];
+bool CheckStage(const char* op, const StageNames& names, const Context* context,
+                const Node* node, int first_input, int32_t in_features, int32_t out_features) {
   const EvalTensor* w = Input(context, node, first_input);
   const EvalTensor* q = Input(context, node, first_input + 1);
   const EvalTensor* b = Input(context, node, first_input + 2);
   const int32_t w_dims[2] = {out_features, in_features};
   const int32_t q_dims[2] = {2, out_features};
-  snprintf(label, sizeof(label), "%s weights", name);
-  if (!CheckTensor(op, label, w, kTypeInt8) || !CheckShape(op, label, w, 2, w_dims)) return false;
-  snprintf(label, sizeof(label), "%s requantisation", name);
-  if (!CheckTensor(op, label, q, kTypeInt32) || !CheckShape(op, label, q, 2, q_dims)) return false;
-  if (b != nullptr) {
-    snprintf(label, sizeof(label), "%s bias", name);
-    if (!CheckTensor(op, label, b, kTypeInt32) || !CheckShape(op, label, b, 1, &out_features)) {
-      return false;
-    }
+  if (!CheckTensor(op, names.weights, w, kTypeInt8) ||
+      !CheckShape(op, names.weights, w, 2, w_dims) ||
+      !CheckTensor(op, names.requantisation, q, kTypeInt32) ||
+      !CheckShape(op, names.requantisation, q, 2, q_dims) ||
+      (b != nullptr && (!CheckTensor(op, names.bias, b, kTypeInt32) ||
+                        !CheckShape(op, names.bias, b, 1, &out_features)))) {
+    return false;
   }
   tv_linear_stage s = StageFromTensors(context, node, first_input, 0, 0);
   const char* what = nullptr;
   if (tv_linear_validate(&s, &what) != TV_OK) {
-    Error(op, "%s: %s", name, what);
+    TV_ERROR(op, "%s: %s", names.stage, what);
     return false;
   }
   return true;

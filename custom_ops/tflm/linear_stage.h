@@ -12,8 +12,18 @@ extern "C" {
 
 namespace tv_tflm {
 
-bool CheckStage(const char* op, const char* name, const Context* context, const Node* node,
-                int first_input, int32_t in_features, int32_t out_features);
+// The names a stage's tensors have in error messages: fixed strings, so nothing is
+// formatted at run time (and all of them compile out with the messages).
+struct StageNames {
+  const char* stage;
+  const char* weights;
+  const char* requantisation;
+  const char* bias;
+};
+#define TV_STAGE_NAMES(s) {s, s " weights", s " requantisation", s " bias"}
+
+bool CheckStage(const char* op, const StageNames& names, const Context* context,
+                const Node* node, int first_input, int32_t in_features, int32_t out_features);
 
 tv_linear_stage StageFromTensors(const Context* context, const Node* node, int first_input,
                                  int32_t input_offset, int32_t output_offset);

@@ -8,6 +8,8 @@ namespace tv_tflm {
 namespace {
 
 constexpr char kOp[] = "TV_LOW_RANK_LINEAR";
+const StageNames kU = TV_STAGE_NAMES("u");
+const StageNames kV = TV_STAGE_NAMES("v");
 enum { kTokens, kIn, kRank, kOut, kInputOffset, kMidZeroPoint, kOutputOffset, kFields };
 
 void* Init(Context* context, const char* buffer, size_t length) {
@@ -16,12 +18,12 @@ void* Init(Context* context, const char* buffer, size_t length) {
 
 Status Prepare(Context* context, Node* node) {
   auto* data = static_cast<OpData*>(node->user_data);
-  if (data == nullptr) return Fail(kOp, "custom options invalid (see above)");
+  if (data == nullptr) return TV_FAIL(kOp, "custom options invalid (see above)");
   const int32_t* f = data->options.fields;
   if (!CheckCounts(kOp, node, 7, 7, 1) ||
       !CheckActivation(kOp, "input", Input(context, node, 0), f[kTokens], f[kIn]) ||
-      !CheckStage(kOp, "u", context, node, 1, f[kIn], f[kRank]) ||
-      !CheckStage(kOp, "v", context, node, 4, f[kRank], f[kOut]) ||
+      !CheckStage(kOp, kU, context, node, 1, f[kIn], f[kRank]) ||
+      !CheckStage(kOp, kV, context, node, 4, f[kRank], f[kOut]) ||
       !CheckActivation(kOp, "output", Output(context, node, 0), f[kTokens], f[kOut])) {
     return kError;
   }
@@ -39,7 +41,7 @@ Status Eval(Context* context, Node* node) {
                             MutableData<int8_t>(Output(context, node, 0)),
                             static_cast<int8_t*>(GetScratchBuffer(context, data->scratch_index)),
                             &what) != TV_OK) {
-    return Fail(kOp, "%s", what);
+    return TV_FAIL(kOp, "%s", what);
   }
   return kOk;
 }

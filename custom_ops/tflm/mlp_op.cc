@@ -2,8 +2,6 @@
 // tokens x hidden tensor never exists; the output may overwrite the input.
 // Inputs: x, GELU table [256], then (weights, requantisation, bias or -1) per stage,
 // up stages first.
-#include <stdio.h>
-
 #include "linear_stage.h"
 #include "ops.h"
 
@@ -15,6 +13,9 @@ namespace tv_tflm {
 namespace {
 
 constexpr char kOp[] = "TV_MLP";
+const StageNames kStages[2 * TV_MLP_MAX_STAGES] = {
+    TV_STAGE_NAMES("stage 0"), TV_STAGE_NAMES("stage 1"), TV_STAGE_NAMES("stage 2"),
+    TV_STAGE_NAMES("stage 3")};
 enum { kTokens, kUpCount, kDownCount, kStageFields };  // then 4 fields per stage
 enum { kStageIn, kStageOut, kStageInputOffset, kStageOutputOffset, kPerStage };
 
@@ -31,7 +32,8 @@ void* Init(Context* context, const char* buffer, size_t length) {
   const int down = o->count >= kStageFields ? o->fields[kDownCount] : -1;
   if (up < 1 || up > TV_MLP_MAX_STAGES || down < 1 || down > TV_MLP_MAX_STAGES ||
       o->count != kStageFields + kPerStage * (up + down)) {
-    Error(kOp, "custom options: %d fields do not describe 1-2 up and 1-2 down stages", o->count);
+    TV_ERROR(kOp, "custom options: %d fields do not describe 1-2 up and 1-2 down stages",
+             static_cast<int>(o->count));
     return nullptr;
   }
   return data;
@@ -53,7 +55,7 @@ tv_mlp_params Params(const Context* context, const Node* node, const tv_options&
 
 Status Prepare(Context* context, Node* node) {
   auto* data = static_cast<OpData*>(node->user_data);
-  if (data == nullptr) return Fail(kOp, "custom options invalid (see above)");
+  if (data == nullptr) return TV_FAIL(kOp, "custom options invalid (see above)");
   const tv_options& o = data->options;
   const int stages = StageCount(o);
   if (!CheckCounts(kOp, node, 2 + 3 * stages, 2 + 3 * stages, 1)) return kError;
@@ -67,16 +69,14 @@ Status Prepare(Context* context, Node* node) {
     return kError;
   }
   for (int s = 0; s < stages; ++s) {
-    char name[16];
-    snprintf(name, sizeof(name), "stage %d", s);
     const int32_t* sf = StageField(o, s);
-    if (!CheckStage(kOp, name, context, node, 2 + 3 * s, sf[kStageIn], sf[kStageOut])) {
+    if (!CheckStage(kOp, kStages[s], context, node, 2 + 3 * s, sf[kStageIn], sf[kStageOut])) {
       return kError;
     }
   }
   const tv_mlp_params p = Params(context, node, o);
   const char* what = nullptr;
-  if (tv_mlp_validate(&p, &what) != TV_OK) return Fail(kOp, "%s", what);
+  if (tv_mlp_validate(&p, &what) != TV_OK) return TV_FAIL(kOp, "%s", what);
   return RequestScratchBufferInArena(context, tv_mlp_scratch_size(&p), &data->scratch_index);
 }
 
@@ -88,7 +88,7 @@ Status Eval(Context* context, Node* node) {
                 MutableData<int8_t>(Output(context, node, 0)),
                 static_cast<int8_t*>(GetScratchBuffer(context, data->scratch_index)),
                 &what) != TV_OK) {
-    return Fail(kOp, "%s", what);
+    return TV_FAIL(kOp, "%s", what);
   }
   return kOk;
 }

@@ -1,50 +1,30 @@
 #include "op_common.h"
 
-#include <stdio.h>
 #include <string.h>
 
 namespace tv_tflm {
 
+#if !defined(TF_LITE_STRIP_ERROR_STRINGS)
 // TFLM's logger is printf-like and takes a va_list; this gives it one.
-static void Log(const char* format, ...) {
+void Log(const char* format, ...) {
   va_list args;
   va_start(args, format);
   VLog(format, args);
   va_end(args);
 }
-
-static void VError(const char* op, const char* format, va_list args) {
-  char message[256];
-  vsnprintf(message, sizeof(message), format, args);
-  Log("%s: %s", op, message);
-}
-
-void Error(const char* op, const char* format, ...) {
-  va_list args;
-  va_start(args, format);
-  VError(op, format, args);
-  va_end(args);
-}
-
-Status Fail(const char* op, const char* format, ...) {
-  va_list args;
-  va_start(args, format);
-  VError(op, format, args);
-  va_end(args);
-  return kError;
-}
+#endif
 
 OpData* ParseOptions(Context* context, const char* op, int32_t kind, int32_t expected_fields,
                      const char* buffer, size_t length) {
   tv_options parsed;
   const char* what = nullptr;
   if (tv_options_parse(buffer, length, kind, expected_fields, &parsed, &what) != TV_OK) {
-    Error(op, "%s (%u bytes)", what, static_cast<unsigned>(length));
+    TV_ERROR(op, "%s (%u bytes)", what, static_cast<unsigned>(length));
     return nullptr;
   }
   auto* out = static_cast<OpData*>(AllocatePersistentBuffer(context, sizeof(OpData)));
   if (out == nullptr) {
-    Error(op, "could not allocate %u bytes of op data", static_cast<unsigned>(sizeof(OpData)));
+    TV_ERROR(op, "could not allocate %u bytes of op data", static_cast<unsigned>(sizeof(OpData)));
     return nullptr;
   }
   memcpy(&out->options, &parsed, sizeof(parsed));
@@ -81,11 +61,11 @@ int64_t ElementCount(const EvalTensor* t) {
 bool CheckCounts(const char* op, const Node* node, int min_inputs, int max_inputs,
                  int outputs) {
   if (NumInputs(node) < min_inputs || NumInputs(node) > max_inputs) {
-    Error(op, "takes %d to %d inputs, got %d", min_inputs, max_inputs, NumInputs(node));
+    TV_ERROR(op, "takes %d to %d inputs, got %d", min_inputs, max_inputs, NumInputs(node));
     return false;
   }
   if (NumOutputs(node) != outputs) {
-    Error(op, "has %d outputs, expected %d", NumOutputs(node), outputs);
+    TV_ERROR(op, "has %d outputs, expected %d", NumOutputs(node), outputs);
     return false;
   }
   return true;
@@ -95,19 +75,19 @@ static const char* TypeName(int type) {
   switch (type) {
     case kTypeInt8: return "int8";
     case kTypeInt32: return "int32";
-    case 1: return "float32";
+    case kTypeFloat32: return "float32";
     default: return "another type";
   }
 }
 
 bool CheckTensor(const char* op, const char* name, const EvalTensor* t, int type) {
   if (t == nullptr) {
-    Error(op, "tensor '%s' is missing", name);
+    TV_ERROR(op, "tensor '%s' is missing", name);
     return false;
   }
   if (t->type != type) {
-    Error(op, "tensor '%s' must be %s, got %s (type %d)", name, TypeName(type),
-          TypeName(t->type), t->type);
+    TV_ERROR(op, "tensor '%s' must be %s, got %s (type %d)", name, TypeName(type),
+             TypeName(t->type), static_cast<int>(t->type));
     return false;
   }
   return true;
@@ -118,13 +98,14 @@ bool CheckActivation(const char* op, const char* name, const EvalTensor* t, int3
   if (!CheckTensor(op, name, t, kTypeInt8)) return false;
   const int rank = Rank(t);
   if (rank < 2 || rank > 4) {
-    Error(op, "tensor '%s' must have rank 2 to 4 ([.., tokens, features]), got rank %d", name,
-          rank);
+    TV_ERROR(op, "tensor '%s' must have rank 2 to 4 ([.., tokens, features]), got rank %d", name,
+             rank);
     return false;
   }
   if (Dim(t, -1) != features || ElementCount(t) != static_cast<int64_t>(tokens) * features) {
-    Error(op, "tensor '%s' must hold %d tokens of %d features, got %lld elements, last dim %d",
-          name, tokens, features, static_cast<long long>(ElementCount(t)), Dim(t, -1));
+    TV_ERROR(op, "tensor '%s' must hold %d tokens of %d features, got %d elements, last dim %d",
+             name, static_cast<int>(tokens), static_cast<int>(features),
+             static_cast<int>(ElementCount(t)), Dim(t, -1));
     return false;
   }
   return true;
@@ -132,18 +113,16 @@ bool CheckActivation(const char* op, const char* name, const EvalTensor* t, int3
 
 bool CheckShape(const char* op, const char* name, const EvalTensor* t, int rank,
                 const int32_t* dims) {
-  bool ok = Rank(t) == rank;
-  for (int i = 0; ok && i < rank; ++i) ok = Dim(t, i) == dims[i];
-  if (!ok) {
-    char want[64] = "", got[64] = "";
-    for (int i = 0; i < rank; ++i) {
-      snprintf(want + strlen(want), sizeof(want) - strlen(want), i ? ",%d" : "%d", dims[i]);
-    }
-    for (int i = 0; i < Rank(t); ++i) {
-      snprintf(got + strlen(got), sizeof(got) - strlen(got), i ? ",%d" : "%d", Dim(t, i));
-    }
-    Error(op, "tensor '%s' must have shape [%s], got [%s]", name, want, got);
+  if (Rank(t) != rank) {
+    TV_ERROR(op, "tensor '%s' must have rank %d, got rank %d", name, rank, Rank(t));
     return false;
+  }
+  for (int i = 0; i < rank; ++i) {
+    if (Dim(t, i) != dims[i]) {
+      TV_ERROR(op, "tensor '%s' must have dim %d = %d, got %d", name, i,
+               static_cast<int>(dims[i]), Dim(t, i));
+      return false;
+    }
   }
   return true;
 }

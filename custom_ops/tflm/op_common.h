@@ -14,10 +14,22 @@ extern "C" {
 
 namespace tv_tflm {
 
-// Logs "<op>: <message>" through TFLM's logger.
-void Error(const char* op, const char* format, ...);
-// Error(), then kError: `return Fail(kOp, "...")` in Prepare / Eval.
-Status Fail(const char* op, const char* format, ...);
+// Errors go through TFLM's logger (MicroPrintf's va_list form) with the op name
+// prepended at compile time: no libc formatting here, and under
+// TF_LITE_STRIP_ERROR_STRINGS every message and its strings compile out, as TFLM's own
+// kernels' do. Formats use only %d, %u and %s (TFLM's DebugVsnprintf subset), with
+// int32_t cast to int (it is long on arm-none-eabi).
+#if defined(TF_LITE_STRIP_ERROR_STRINGS)
+template <typename... Args>
+inline void Unused(Args&&...) {}
+// The format string is dropped; the arguments are still "used", as in TFLM's MicroPrintf.
+#define TV_ERROR(op, format, ...) ::tv_tflm::Unused(op, ##__VA_ARGS__)
+#else
+void Log(const char* format, ...);
+#define TV_ERROR(op, format, ...) ::tv_tflm::Log("%s: " format, op, ##__VA_ARGS__)
+#endif
+// TV_ERROR, then kError: `return TV_FAIL(kOp, "...")` in Prepare / Eval.
+#define TV_FAIL(op, ...) (TV_ERROR(op, __VA_ARGS__), ::tv_tflm::kError)
 
 // Every op's persistent data: its parsed options and, for ops with scratch, the
 // index Prepare got from RequestScratchBufferInArena.
@@ -52,13 +64,14 @@ bool CheckActivation(const char* op, const char* name, const EvalTensor* t, int3
 bool CheckShape(const char* op, const char* name, const EvalTensor* t, int rank,
                 const int32_t* dims);
 
+// TfLiteEvalTensor::data is TFLM's TfLitePtrUnion; its raw pointer is `.data`.
 template <typename T>
 const T* Data(const EvalTensor* t) {
-  return t ? static_cast<const T*>(t->data) : nullptr;
+  return t ? static_cast<const T*>(t->data.data) : nullptr;
 }
 template <typename T>
 T* MutableData(EvalTensor* t) {
-  return static_cast<T*>(t->data);
+  return static_cast<T*>(t->data.data);
 }
 
 }  // namespace tv_tflm

@@ -40,7 +40,7 @@ tv_patch_embed_params Params(const Context* context, const Node* node, const int
 
 Status Prepare(Context* context, Node* node) {
   auto* data = static_cast<OpData*>(node->user_data);
-  if (data == nullptr) return Fail(kOp, "custom options invalid (see above)");
+  if (data == nullptr) return TV_FAIL(kOp, "custom options invalid (see above)");
   const int32_t* f = data->options.fields;
   if (!CheckCounts(kOp, node, 3, 4, 1)) return kError;
   const int32_t image_dims[4] = {1, f[kHeight], f[kWidth], f[kInChannels]};
@@ -59,7 +59,7 @@ Status Prepare(Context* context, Node* node) {
   }
   const tv_patch_embed_params p = Params(context, node, f);
   const char* what = nullptr;
-  if (tv_patch_embed_validate(&p, &what) != TV_OK) return Fail(kOp, "%s", what);
+  if (tv_patch_embed_validate(&p, &what) != TV_OK) return TV_FAIL(kOp, "%s", what);
   const int32_t tokens = (p.height / p.patch) * (p.width / p.patch);
   if (!CheckActivation(kOp, "output", Output(context, node, 0), tokens, p.out_channels)) {
     return kError;
@@ -75,7 +75,7 @@ Status Eval(Context* context, Node* node) {
   if (tv_patch_embed_s8(&p, Data<int8_t>(Input(context, node, 0)),
                         MutableData<int8_t>(Output(context, node, 0)),
                         GetScratchBuffer(context, data->scratch_index), &what) != TV_OK) {
-    return Fail(kOp, "%s", what);
+    return TV_FAIL(kOp, "%s", what);
   }
   return kOk;
 }

@@ -1,14 +1,15 @@
 // What our TFLM adapters see of TFLM: types (Context, Node, EvalTensor,
 // Registration, Status) and kernel helpers (eval tensors, persistent and scratch
-// buffers, logging). Built against the real TFLM headers when a TFLM tree is on the
-// include path (define TFLM_VIT_WITH_TFLM_TREE, as the firmware builds do), else
-// against wheel_abi.h, which matches the pinned Python wheel.
+// buffers, logging). Built against the real TFLM headers (a TFLM tree on the include
+// path: every firmware build, with nothing to define), or, when TFLM_VIT_WHEEL_ABI is
+// defined (only the Python wheel's library, CMakeLists.txt), against wheel_abi.h,
+// which matches the pinned Python wheel.
 #ifndef TFLM_VIT_TFLM_TFLM_API_H_
 #define TFLM_VIT_TFLM_TFLM_API_H_
 
 #include <stdarg.h>
 
-#ifdef TFLM_VIT_WITH_TFLM_TREE
+#ifndef TFLM_VIT_WHEEL_ABI
 
 #include "tensorflow/lite/micro/micro_common.h"
 #include "tensorflow/lite/micro/micro_context.h"
@@ -23,8 +24,9 @@ using Registration = TFLMRegistration;
 using Status = TfLiteStatus;
 constexpr Status kOk = kTfLiteOk;
 constexpr Status kError = kTfLiteError;
-constexpr int kTypeInt32 = kTfLiteInt32;
-constexpr int kTypeInt8 = kTfLiteInt8;
+constexpr TfLiteType kTypeFloat32 = kTfLiteFloat32;
+constexpr TfLiteType kTypeInt32 = kTfLiteInt32;
+constexpr TfLiteType kTypeInt8 = kTfLiteInt8;
 constexpr int32_t kBuiltinCustom = 32;  // BuiltinOperator_CUSTOM
 
 inline EvalTensor* GetEvalTensor(const Context* c, int index) {

@@ -5,7 +5,8 @@
 //   ... resolver.AddAdd(); ...
 //   if (tflm_vit::AddTflmVitOps(resolver) != kTfLiteOk) { /* resolver too small */ }
 //
-// Build with -DTFLM_VIT_WITH_TFLM_TREE and TFLM on the include path (BUILD: :tflm_ops).
+// Build with TFLM on the include path (make: custom_ops/tflm_vit.inc; CMake:
+// tflm_vit_ops; bazel: :tflm_ops).
 #ifndef TFLM_VIT_TFLM_TFLM_VIT_OPS_H_
 #define TFLM_VIT_TFLM_TFLM_VIT_OPS_H_
 

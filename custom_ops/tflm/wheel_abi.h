@@ -4,6 +4,10 @@
 // layouts are asserted below and re-checked at registration time
 // (wheel_registerer.cc): a wheel that differs is refused, never written into.
 //
+// Each type has the *shape* TFLM gives it (a union where TFLM has a union, an enum
+// where TFLM has an enum), so code that compiles here compiles against a TFLM tree:
+// tests/test_firmware.py builds the adapters both ways with -Werror.
+//
 // The wheel's _runtime.so is loaded privately by Python, so its exported helpers are
 // not linkable by name: the registerer looks them up (dlsym) and fills WheelApi.
 #ifndef TFLM_VIT_TFLM_WHEEL_ABI_H_
@@ -33,10 +37,31 @@ struct Node {
   int custom_initial_data_size;
 };
 
-struct EvalTensor {
+// TfLiteType: the values our adapters name.
+enum Type : int { kTypeFloat32 = 1, kTypeInt32 = 2, kTypeInt8 = 9 };
+
+// TfLitePtrUnion: TFLM's tensor data pointer is a union; the raw pointer is `.data`.
+union PtrUnion {
+  int32_t* i32;
+  uint32_t* u32;
+  int64_t* i64;
+  uint64_t* u64;
+  float* f;
+  double* f64;
+  char* raw;
+  const char* raw_const;
+  uint8_t* uint8;
+  bool* b;
+  int16_t* i16;
+  uint16_t* ui16;
+  int8_t* int8;
   void* data;
+};
+
+struct EvalTensor {
+  PtrUnion data;
   IntArray* dims;
-  int type;
+  Type type;
 };
 
 enum Status : int { kOk = 0, kError = 1 };
@@ -84,8 +109,6 @@ inline void* GetScratchBuffer(Context* c, int index) {
 }
 inline void VLog(const char* format, va_list args) { g_wheel_api.vprintf(format, args); }
 
-constexpr int kTypeInt32 = 2;
-constexpr int kTypeInt8 = 9;
 constexpr int32_t kBuiltinCustom = 32;
 
 }  // namespace tv_tflm

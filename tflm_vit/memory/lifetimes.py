@@ -56,9 +56,11 @@ def needs_allocating(info: ModelInfo, t: int) -> bool:
     return not ti.is_constant and not ti.is_variable and ti.nbytes > 0
 
 
-def planned_buffers(info: ModelInfo, offline: list[int] | None = None) -> list[PlannedBuffer]:
+def planned_buffers(info: ModelInfo, offline: list[int] | None = None,
+                    kernels: str = "reference") -> list[PlannedBuffer]:
     """The buffers in the order TFLM adds them to its planner. `offline`: one offset per
-    tensor (-1 = online), as in an OfflineMemoryAllocation plan."""
+    tensor (-1 = online), as in an OfflineMemoryAllocation plan; `kernels`: TFLM's
+    kernel set, whose scratch requests differ (scratch.py)."""
     scopes = tensor_scopes(info)
     out = []
     for t in sorted(scopes):
@@ -67,7 +69,7 @@ def planned_buffers(info: ModelInfo, offline: list[int] | None = None) -> list[P
         out.append(PlannedBuffer(align_up(info.tensors[t].nbytes), first, last, off,
                                  info.tensors[t].name, tensor=t))
     for op in info.ops:
-        for k, size in enumerate(scratch_requests(info, op)):
+        for k, size in enumerate(scratch_requests(info, op, kernels)):
             out.append(PlannedBuffer(align_up(size), op.index + 1, op.index + 1, ONLINE,
                                      f"scratch {k} of op {op.index} ({op.name})", op=op.index))
     return out

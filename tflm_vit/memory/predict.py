@@ -17,6 +17,7 @@ from tflm_vit.memory.lifetimes import planned_buffers
 from tflm_vit.memory.offline_plan import plan_of
 from tflm_vit.memory.scratch import unknown_builtins
 from tflm_vit.memory.tail import planning_need, tail_allocations, tail_size, unknown_ops
+from tflm_vit.memory.targets import DEFAULT_TARGET, get_target
 from tflm_vit.tflite_model import ModelInfo, load_model
 
 
@@ -42,6 +43,7 @@ class MemoryPrediction:
     tail_by_kind: dict
     caveats: list[str]  # ops whose allocations are not modelled (figures may be low)
     planning_need: int = 0  # arena TFLM needs while planning (tail.planning_need)
+    target: str = DEFAULT_TARGET  # the build of TFLM these figures are for (targets.py)
 
     @property
     def total(self) -> int:
@@ -60,20 +62,22 @@ class MemoryPrediction:
         return self.head_lower_bound + self.tail
 
 
-def predict(model) -> MemoryPrediction:
-    """Prediction for a model (path or bytes); its offline plan is checked first."""
+def predict(model, target=DEFAULT_TARGET) -> MemoryPrediction:
+    """Prediction for a model (path or bytes) on a target (targets.TARGETS: "wheel",
+    "cortex-m", "cortex-m-cmsis-nn"); its offline plan is checked first."""
     data, info = load_model(model)
-    return predict_info(info, len(data))
+    return predict_info(info, len(data), target)
 
 
-def predict_info(info: ModelInfo, flash: int) -> MemoryPrediction:
+def predict_info(info: ModelInfo, flash: int, target=DEFAULT_TARGET) -> MemoryPrediction:
+    target = get_target(target)
     offsets = plan_of(info)
     if offsets is not None:
         check_plan(info, offsets)
-    buffers = planned_buffers(info, offsets)
+    buffers = planned_buffers(info, offsets, target.kernels)
     placed = greedy_offsets(buffers)
     head = head_size(buffers, placed)
-    allocations = tail_allocations(info)
+    allocations = tail_allocations(info, target)
     by_kind: dict[str, int] = {}
     per_op_tail = [0] * len(info.ops)
     for a in allocations:
@@ -97,7 +101,8 @@ def predict_info(info: ModelInfo, flash: int) -> MemoryPrediction:
                sorted(set(unknown_ops(info)) | set(unknown_builtins(info)))]
     return MemoryPrediction(head, tail_size(allocations), flash, head_lower_bound(info),
                             offsets is not None, ops, by_kind, caveats,
-                            planning_need(info, allocations, len(buffers)))
+                            planning_need(info, allocations, len(buffers), target),
+                            target.name)
 
 
 def _occupied(ranges: list[tuple[int, int]]) -> int:

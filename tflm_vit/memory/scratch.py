@@ -2,9 +2,11 @@
 
 Our ops: the sizes their adapters request (custom_ops/tflm/*_op.cc), computed from the
 op's options exactly as the portable kernels' *_scratch_size() functions compute them
-(a test checks these against the C functions). Builtins: what the wheel's reference
-kernels request for the int8 ops a ViT uses (checked against the wheel by the memory
-model tests); a builtin not listed is assumed to request none, and the prediction says so.
+(a test checks these against the C functions). Builtins: what TFLM's reference kernels
+request for the int8 ops a ViT uses (checked against the wheel by the memory model
+tests), or, for a CMSIS-NN build on a Cortex-M with DSP (M4/M7), what TFLM's cmsis_nn
+ports request (checked on the emulated M4/M7 by tests/test_firmware.py); a builtin not
+listed is assumed to request none, and the prediction says so.
 """
 
 from __future__ import annotations
@@ -46,8 +48,33 @@ def _ours(name: str, f: dict) -> list[int]:
     return []  # TV_LAYERNORM, TV_GELU: none
 
 
-def scratch_requests(info: ModelInfo, op: OpInfo) -> list[int]:
-    """Bytes of each scratch buffer `op` requests, in order."""
+def _cmsis_nn(info: ModelInfo, op: OpInfo) -> list[int]:
+    """TFLM's cmsis_nn kernels on a DSP core (arm-none-eabi-gcc, no MVE)."""
+    t = info.tensors
+    if op.name == "CONV_2D":
+        # arm_convolve_wrapper_s8_get_buffer_size (DSP): 1x1 kernels need none, every
+        # other shape an im2col of two columns of int16.
+        _, kh, kw, c = t[op.inputs[1]].shape
+        if kh == 1 and kw == 1:
+            return []
+        cols = kh * kw * c
+        return [2 * 2 * (cols + (-cols % 4))]
+    if op.name == "FULLY_CONNECTED":
+        # The conv-1x1 route (output rank > 2, depth a multiple of 4) fakes per-channel
+        # quantization of a per-tensor filter in a scratch buffer.
+        q = info.model.subgraphs[0].tensors[op.inputs[1]].quantization
+        per_channel = q is not None and q.scale is not None and len(q.scale) > 1
+        depth = t[op.inputs[1]].shape[-1]
+        if len(t[op.outputs[0]].shape) > 2 and depth % 4 == 0 and not per_channel:
+            return [8 * t[op.inputs[1]].shape[0]]
+    return []
+
+
+def scratch_requests(info: ModelInfo, op: OpInfo, kernels: str = "reference") -> list[int]:
+    """Bytes of each scratch buffer `op` requests, in order, with TFLM's `kernels`
+    ("reference" or "cmsis_nn")."""
+    if kernels == "cmsis_nn" and op.name in ("CONV_2D", "FULLY_CONNECTED"):
+        return _cmsis_nn(info, op)
     if op.name in tv_options.OPS:
         try:
             return _ours(op.name, tv_options.unpack(op.name, custom_options(info, op)))

@@ -2,11 +2,10 @@
 
 The tail grows down from the arena's end: each allocation moves the tail pointer down by
 its size and then down to its alignment, so the total depends on the order, which this
-module reproduces. The sequence and sizes were read off the `tflite-micro` wheel
-(x86-64, 8-byte pointers) with a debugger on its persistent allocator and are checked
-against `print_allocations()` by the tests; see docs/memory_model.md. On a 32-bit
-Cortex-M build the struct sizes differ (pointers are 4 bytes), so these figures are for
-the wheel; the head (the tensor plan) is the same on both.
+module reproduces. The sequence is the same on every build of TFLM; the sizes are the
+target's (targets.py: the wheel's, read off with a debugger on its persistent
+allocator; a 32-bit Cortex-M's, read off the same way under QEMU), checked against what
+TFLM records by the tests and bench/firmware.py; see docs/memory_model.md.
 
 Order: the allocator objects; per-subgraph arrays; one TfLiteEvalTensor per tensor; one
 NodeAndRegistration per op; each op's parsed builtin options (op order); each op's Init
@@ -20,42 +19,24 @@ from __future__ import annotations
 import dataclasses
 
 from tflm_vit.memory.scratch import scratch_requests
+from tflm_vit.memory.targets import DEFAULT_TARGET, TARGETS, Target
 from tflm_vit.ops import options as tv_options
 from tflm_vit.tflite_model import ModelInfo, OpInfo
 
 KERNEL_ALIGN = 16  # MicroContext::AllocatePersistentBuffer aligns to MicroArenaBufferAlignment
-
-# Wheel (x86-64) struct sizes.
-ALLOCATOR_OBJECTS = ((104, 8), (72, 8), (272, 8))  # arena allocator, MicroAllocator, planner
-SUBGRAPH_ARRAYS = ((16, 8), (24, 8))
-EVAL_TENSOR = 24
-NODE_AND_REGISTRATION = 64
-SCRATCH_HANDLE = 8
-TFLITE_TENSOR = 64
-AFFINE_QUANTIZATION = 24
 TV_OP_DATA = 140  # sizeof(OpData) in custom_ops/tflm/op_common.h: tv_options + scratch index
+BATCH_MATMUL_QUANT = 28  # BATCH_MATMUL's quantization parameters (no pointers)
 
-# Builtin options parsed into persistent memory: op -> (size, alignment).
-PARSED_OPTIONS = {
-    "ADD": (8, 4), "SUB": (8, 4), "MUL": (4, 4), "MEAN": (1, 1), "SUM": (1, 1),
-    "FULLY_CONNECTED": (32, 8), "RESHAPE": (36, 4), "BATCH_MATMUL": (3, 1),
-    "SOFTMAX": (4, 4), "CONV_2D": (28, 4),
-}
-# Op data each builtin allocates in Init (bytes).
-INIT_OP_DATA = {
-    "ADD": 60, "SUB": 60, "MUL": 36, "MEAN": 44, "SUM": 44, "DEQUANTIZE": 32,
-    "QUANTIZE": 32, "SQUARED_DIFFERENCE": 112, "RSQRT": 28, "FULLY_CONNECTED": 72,
-    "BATCH_MATMUL": 32, "SOFTMAX": 80, "LOGISTIC": 16, "CONV_2D": 80,
-}
 NO_PERSISTENT = frozenset({"RESHAPE", "TRANSPOSE", "NEG"})
-KNOWN_BUILTINS = frozenset(INIT_OP_DATA) | frozenset(PARSED_OPTIONS) | NO_PERSISTENT
+KNOWN_BUILTINS = (frozenset(TARGETS[DEFAULT_TARGET].init_op_data)
+                  | frozenset(TARGETS[DEFAULT_TARGET].parsed_options) | NO_PERSISTENT)
 
 
 def _int_array(n: int) -> int:
     return 4 + 4 * n  # TfLiteIntArray {int size; int data[n];}
 
 
-def _prepare_allocations(info: ModelInfo, op: OpInfo) -> list[int]:
+def _prepare_allocations(info: ModelInfo, op: OpInfo, target: Target) -> list[int]:
     """Bytes each builtin's Prepare allocates persistently, in order."""
     t = info.tensors
     if len(op.inputs) < 2 or min(op.inputs[:2]) < 0 or not op.outputs:
@@ -66,10 +47,10 @@ def _prepare_allocations(info: ModelInfo, op: OpInfo) -> list[int]:
     if op.name == "BATCH_MATMUL":
         adj_x, adj_y = _batch_matmul_adjoints(info, op)
         lhs, rhs, out = t[op.inputs[0]], t[op.inputs[1]], t[op.outputs[0]]
-        sizes = [28]  # quantization parameters
+        sizes = [BATCH_MATMUL_QUANT]
         for transposed, operand in ((adj_x, lhs), (not adj_y, rhs)):
             if transposed:  # a transposed copy: eval tensor, dims, data
-                sizes += [EVAL_TENSOR, _int_array(len(operand.shape)), operand.nbytes]
+                sizes += [target.eval_tensor[0], _int_array(len(operand.shape)), operand.nbytes]
         return sizes + [_int_array(len(out.shape))]  # writable output dims
     return []
 
@@ -87,34 +68,40 @@ class Allocation:
     op: int = -1  # the op it belongs to, -1 for the interpreter's own
 
 
-def tail_allocations(info: ModelInfo) -> list[Allocation]:
-    """Every persistent allocation TFLM makes for the model, in order."""
-    seq = [Allocation(s, a, "allocator objects") for s, a in ALLOCATOR_OBJECTS]
-    seq += [Allocation(s, a, "subgraph arrays") for s, a in SUBGRAPH_ARRAYS]
-    seq.append(Allocation(EVAL_TENSOR * len(info.tensors), 8, "TfLiteEvalTensor data"))
-    seq.append(Allocation(NODE_AND_REGISTRATION * len(info.ops), 8,
-                          "NodeAndRegistration structs"))
+def tail_allocations(info: ModelInfo, target: Target = TARGETS[DEFAULT_TARGET]) -> list[Allocation]:
+    """Every persistent allocation TFLM makes for the model on the target, in order."""
+    t = target
+    seq = [Allocation(s, a, "allocator objects") for s, a in t.allocator_objects]
+    seq += [Allocation(s, a, "subgraph arrays") for s, a in t.subgraph_arrays]
+    seq.append(Allocation(t.eval_tensor[0] * len(info.tensors), t.eval_tensor[1],
+                          "TfLiteEvalTensor data"))
+    seq.append(Allocation(t.node_and_registration[0] * len(info.ops),
+                          t.node_and_registration[1], "NodeAndRegistration structs"))
     for op in info.ops:
-        if op.name in PARSED_OPTIONS:
-            size, align = PARSED_OPTIONS[op.name]
+        if op.name in t.parsed_options:
+            size, align = t.parsed_options[op.name]
             seq.append(Allocation(size, align, "builtin options", op.index))
     for op in info.ops:
-        size = TV_OP_DATA if op.name in tv_options.OPS else INIT_OP_DATA.get(op.name, 0)
+        size = TV_OP_DATA if op.name in tv_options.OPS else t.init_op_data.get(op.name, 0)
         if size:
             seq.append(Allocation(size, KERNEL_ALIGN, "op data", op.index))
     for op in info.ops:
-        for size in _prepare_allocations(info, op):
+        for size in _prepare_allocations(info, op, t):
             seq.append(Allocation(size, KERNEL_ALIGN, "kernel buffers", op.index))
-    n_scratch = sum(len(scratch_requests(info, op)) for op in info.ops)
+    n_scratch = sum(len(scratch_requests(info, op, target.kernels)) for op in info.ops)
     if n_scratch:
-        seq.append(Allocation(SCRATCH_HANDLE * n_scratch, 8, "scratch buffer handles"))
+        seq.append(Allocation(t.scratch_handle[0] * n_scratch, t.scratch_handle[1],
+                              "scratch buffer handles"))
     for tensors in (info.inputs, info.outputs):
-        seq.append(Allocation(8 * len(tensors), KERNEL_ALIGN, "graph input/output pointers"))
-        for t in tensors:
-            seq.append(Allocation(TFLITE_TENSOR, 8, "persistent TfLiteTensor"))
-            channels = _quant_channels(info, t)
+        seq.append(Allocation(t.pointer * len(tensors), KERNEL_ALIGN,
+                              "graph input/output pointers"))
+        for i in tensors:
+            seq.append(Allocation(t.tflite_tensor[0], t.tflite_tensor[1],
+                                  "persistent TfLiteTensor"))
+            channels = _quant_channels(info, i)
             if channels:
-                seq.append(Allocation(AFFINE_QUANTIZATION, 8, "quantization"))
+                seq.append(Allocation(t.affine_quantization[0], t.affine_quantization[1],
+                                      "quantization"))
                 seq.append(Allocation(_int_array(channels), 4, "quantization zero points"))
     return seq
 
@@ -142,26 +129,28 @@ def unknown_ops(info: ModelInfo) -> list[str]:
 
 
 # While TFLM plans (MicroAllocator::CommitStaticMemoryPlan) the head holds the scratch
-# requests (16 bytes each, plus room for 12 more), the AllocationInfo array (32 bytes per
-# tensor and scratch buffer, after an 8-byte subgraph table) and the greedy planner's
-# workspace (40 bytes per planned buffer), below a tail that has everything but the
-# graph inputs/outputs. `print_allocations` does not report this; for tiny models it is
-# what sets the smallest arena. Measured on the wheel to within +24 bytes (this figure
-# errs high by up to 24).
-SCRATCH_REQUEST = 16
+# requests (one ScratchBufferRequest each, plus room for 12 more), the AllocationInfo
+# array (one per tensor and scratch buffer, after the subgraph table) and the greedy
+# planner's workspace (40 bytes per planned buffer: no pointers, the same on every
+# target), below a tail that has everything but the graph inputs/outputs.
+# `print_allocations` does not report this; for tiny models it is what sets the
+# smallest arena. Measured on the wheel to within +24 bytes (this figure errs high by up
+# to 24).
 MAX_SCRATCH_PER_OP = 12
-ALLOCATION_INFO = 32
 PLANNER_PER_BUFFER = 40
 PLANNING_SLACK = 24
 
 
-def planning_need(info: ModelInfo, allocations: list[Allocation], planned_buffers: int) -> int:
+def planning_need(info: ModelInfo, allocations: list[Allocation], planned_buffers: int,
+                  target: Target = TARGETS[DEFAULT_TARGET]) -> int:
     """Arena bytes TFLM needs at the moment it plans the head."""
     before_io = [a for a in allocations
                  if a.what not in ("graph input/output pointers", "persistent TfLiteTensor",
                                    "quantization", "quantization zero points")]
-    n_scratch = sum(len(scratch_requests(info, op)) for op in info.ops)
+    n_scratch = sum(len(scratch_requests(info, op, target.kernels)) for op in info.ops)
     align16 = lambda n: -(-n // 16) * 16  # noqa: E731
-    return (align16(tail_size(before_io)) + SCRATCH_REQUEST * (n_scratch + MAX_SCRATCH_PER_OP)
-            + align16(8 + ALLOCATION_INFO * (len(info.tensors) + n_scratch))
+    return (align16(tail_size(before_io))
+            + target.scratch_request * (n_scratch + MAX_SCRATCH_PER_OP)
+            + align16(target.allocation_table
+                      + target.allocation_info * (len(info.tensors) + n_scratch))
             + PLANNER_PER_BUFFER * planned_buffers + PLANNING_SLACK)

@@ -1,0 +1,330 @@
+"""Firmware: our ops in real TFLM builds for Cortex-M7 and Cortex-M4 (reference and
+CMSIS-NN kernels), run under qemu-system-arm.
+
+- the TFLM tree: TFLM_ROOT missing or not a TFLM tree of our interfaces is a clear error;
+- the adapters compile against real TFLM with -Wall -Wextra -Werror for the host, M4 and
+  M7 (and with TF_LITE_STRIP_ERROR_STRINGS), and reference no libc formatting;
+- the portable kernels replay the NumPy references' test vectors bit for bit on target;
+- R0, the demo's model and five random subnets, stock / converted / planned: outputs on
+  target identical to the wheel's, the arena TFLM records there equal to the memory
+  model's prediction for the target, and each planned model runs in exactly the arena we
+  tell the user and fails (with TFLM's error surfaced) 16 bytes below it;
+- the README's firmware steps: export-c + the make fragment + the example app, and the
+  CMake target, each built and run on the emulated M7; bazel builds and tests the kernels;
+- the QEMU runner treats a failure exit, a missing pass marker and a hang as failures.
+"""
+
+import json
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "custom_ops" / "firmware"))
+sys.path.insert(0, str(REPO / "bench"))
+import firmware as bench_firmware  # noqa: E402  (bench/firmware.py)
+import qemu  # noqa: E402  (custom_ops/firmware/qemu.py)
+
+BUILDS = [(cpu, k) for cpu in bench_firmware.CPUS for k in bench_firmware.KERNELS]
+FORMATTING = {"printf", "sprintf", "snprintf", "vsnprintf", "vsprintf", "vprintf", "fprintf",
+              "vfprintf"}
+
+
+@pytest.fixture(scope="module")
+def tree():
+    return qemu.tflm_tree()
+
+
+@pytest.fixture(scope="module", params=BUILDS, ids=["-".join(b) for b in BUILDS])
+def build(request):
+    cpu, kernels = request.param
+    return qemu.build(cpu, kernels)
+
+
+# --- the TFLM tree ----------------------------------------------------------------------
+
+def _tree_script(tmp_path, env_root):
+    env = {**os.environ, "TFLM_ROOT": str(env_root)}
+    return subprocess.run(["bash", str(REPO / "custom_ops/firmware/tflm_tree.sh"),
+                           str(tmp_path / "b")], capture_output=True, text=True, env=env)
+
+
+def test_tflm_root_missing_or_wrong_is_a_clear_error(tmp_path, tree):
+    proc = _tree_script(tmp_path, tmp_path / "nowhere")
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == f"tflm-vit: TFLM_ROOT={tmp_path / 'nowhere'} is not a directory"
+    fake = tmp_path / "fake"
+    (fake / "tensorflow/lite/micro/tools/make").mkdir(parents=True)
+    proc = _tree_script(tmp_path, fake)
+    assert proc.returncode == 2 and "Makefile is missing (not a tflite-micro tree?)" in proc.stderr
+    # A tree of another TFLM version: an interface we build against is gone.
+    old = tmp_path / "old"
+    shutil.copytree(tree / "tensorflow/lite", old / "tensorflow/lite",
+                    ignore=shutil.ignore_patterns("downloads", "kernels", "gen"))
+    header = old / "tensorflow/lite/micro/micro_common.h"
+    header.write_text(header.read_text().replace("struct TFLMRegistration", "struct Old"))
+    proc = _tree_script(tmp_path, old)
+    assert proc.returncode == 2
+    assert "micro_common.h lacks TFLMRegistration" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+# --- the adapters against real TFLM -------------------------------------------------------
+
+def _compile_adapters(tree, compiler, flags, out_dir):
+    dl = tree / "tensorflow/lite/micro/tools/make/downloads"
+    objs = []
+    sources = sorted((REPO / "custom_ops/tflm").glob("*.cc"))
+    for src in sources:
+        if src.name == "wheel_registerer.cc":
+            continue
+        obj = out_dir / (src.stem + ".o")
+        proc = subprocess.run(
+            [compiler, *flags, "-std=c++17", "-O2", "-fno-rtti", "-fno-exceptions",
+             "-DTF_LITE_STATIC_MEMORY", "-Wall", "-Wextra", "-Werror",
+             "-isystem", str(tree), "-isystem", str(dl / "flatbuffers/include"),
+             "-isystem", str(dl / "gemmlowp"), f"-I{REPO / 'custom_ops/kernels'}",
+             f"-I{REPO / 'custom_ops/tflm'}", "-c", str(src), "-o", str(obj)],
+            capture_output=True, text=True)
+        assert proc.returncode == 0, f"{src.name} with {compiler} {flags}:\n{proc.stderr[-3000:]}"
+        objs.append(obj)
+    return objs
+
+
+@pytest.mark.parametrize("strip", [False, True], ids=["messages", "stripped"])
+def test_adapters_compile_with_werror_for_host_m4_and_m7(tree, tmp_path, strip):
+    extra = ["-DTF_LITE_STRIP_ERROR_STRINGS"] if strip else []
+    _compile_adapters(tree, "g++", extra, tmp_path)
+    for cpu in ("cortex-m4", "cortex-m7"):
+        objs = _compile_adapters(tree, "arm-none-eabi-g++",
+                                 [f"-mcpu={cpu}", "-mthumb", "-mfloat-abi=soft", *extra],
+                                 tmp_path)
+        undefined = subprocess.run(["arm-none-eabi-nm", "-u", *map(str, objs)],
+                                   capture_output=True, text=True, check=True).stdout
+        used = {line.split()[-1] for line in undefined.splitlines() if line.strip()
+                and not line.endswith(":")}
+        assert not used & FORMATTING, f"libc formatting in firmware code: {used & FORMATTING}"
+        if strip:  # every message compiles out: no logger is referenced at all
+            assert not any("MicroPrintf" in s or "VMicroPrintf" in s for s in used), used
+
+
+def test_resolver_methods_are_tflm_methods(tree):
+    from tflm_vit.export_c import RESOLVER_METHODS
+    header = (tree / "tensorflow/lite/micro/micro_mutable_op_resolver.h").read_text()
+    for builtin, method in RESOLVER_METHODS.items():
+        assert f"TfLiteStatus {method}(" in header, f"{builtin}: {method} not in TFLM"
+
+
+# --- on target ------------------------------------------------------------------------------
+
+def test_kernel_vectors_bit_exact_on_target(build, tmp_path):
+    from tflm_vit.ops.vectors import write_vectors
+    path = tmp_path / "vectors.bin"
+    n = write_vectors(path, cases_per_kernel=12, seed=7)
+    result = qemu.run(build.vector_tests, build.cpu, [path], marker="TFLM_VIT_VECTORS_PASS")
+    assert f"TFLM_VIT_VECTORS_PASS {n}" in result.output
+
+
+def test_kernel_vectors_catch_a_wrong_byte(tmp_path):
+    # The replay is not vacuous: flip one expected byte and it fails, naming the case.
+    from tflm_vit.ops.vectors import write_vectors
+    path = tmp_path / "vectors.bin"
+    write_vectors(path, cases_per_kernel=1, seed=3)
+    data = bytearray(path.read_bytes())
+    data[-4] ^= 0x01  # inside the last case's expected output (padded to 4)
+    bad = tmp_path / "bad.bin"
+    bad.write_bytes(bytes(data))
+    exe = tmp_path / "vector_tests"
+    kernels = sorted(map(str, (REPO / "custom_ops/kernels").glob("*.c")))
+    subprocess.run(["gcc", "-std=c99", "-O1", "-Wall", "-Wextra", "-Werror",
+                    "-fsanitize=address,undefined", f"-I{REPO / 'custom_ops/kernels'}",
+                    str(REPO / "custom_ops/tests/vector_tests.c"), *kernels, "-lm", "-o",
+                    str(exe)], check=True)
+    ok = subprocess.run([str(exe), str(path)], capture_output=True, text=True)
+    assert ok.returncode == 0 and "TFLM_VIT_VECTORS_PASS 10" in ok.stdout
+    fail = subprocess.run([str(exe), str(bad)], capture_output=True, text=True)
+    assert fail.returncode == 1 and "NumPy says" in fail.stdout
+
+
+@pytest.fixture(scope="module")
+def models(trained_supernet, digits):
+    """R0, the demo's model (the default space's largest subnet of the session's briefly
+    trained supernet) and five random subnets, each stock / converted / planned."""
+    return bench_firmware.models(demo_net=trained_supernet, demo_images=digits.x_train)
+
+
+def test_models_on_target_match_the_wheel_and_the_memory_model(build, models, tmp_path):
+    rows = bench_firmware.check_on_target(build, models, tmp_path)
+    assert len(rows) == 21
+    assert bench_firmware.problems(rows) == []
+    # The committed benchmark agrees on R0 (arena figures do not depend on weights).
+    committed = json.loads((REPO / "bench/results/firmware.json").read_text())["models"]
+    for r in rows:
+        if r["name"] != "R0":
+            continue
+        (c,) = [c for c in committed if (c["name"], c["variant"], c["cpu"], c["kernels"])
+                == ("R0", r["variant"], r["cpu"], r["kernels"])]
+        assert (c["arena_measured"], c["arena_predicted"]) == (r["arena_measured"],
+                                                               r["arena_predicted"])
+
+
+def test_planned_model_below_its_arena_surfaces_tflms_error(tmp_path):
+    build = qemu.build("cortex-m7", "reference")
+    from tflm_vit.memory import predict
+    from tflm_vit.memory.targets import get_target
+    (m,) = [m for m in bench_firmware.models_r0() if m.variant == "planned"]
+    path, inp = tmp_path / "m.tflite", tmp_path / "in.bin"
+    path.write_bytes(m.data)
+    inp.write_bytes(m.image.tobytes())
+    arena = get_target("cortex-m").arena_to_give(predict(m.data, "cortex-m"))
+    with pytest.raises(qemu.FirmwareError) as e:
+        qemu.run(build.model_runner, "cortex-m7", [path, inp, arena - 16],
+                 marker="TFLM_VIT_RUN_PASS")
+    assert "exit 1" in str(e.value) and "Failed to allocate" in str(e.value)
+
+
+def test_runner_treats_failure_missing_marker_and_hang_as_failures(tmp_path):
+    build = qemu.build("cortex-m7", "reference")
+    with pytest.raises(qemu.FirmwareError, match="exit 2"):
+        qemu.run(build.vector_tests, "cortex-m7", [tmp_path / "missing.bin"],
+                 marker="TFLM_VIT_VECTORS_PASS")
+    from tflm_vit.ops.vectors import write_vectors
+    path = tmp_path / "v.bin"
+    write_vectors(path, cases_per_kernel=1)
+    with pytest.raises(qemu.FirmwareError, match="without its pass marker NOT_THERE"):
+        qemu.run(build.vector_tests, "cortex-m7", [path], marker="NOT_THERE")
+    with pytest.raises(qemu.FirmwareError, match="hang"):
+        # Waits for the debugger that never comes: QEMU never exits.
+        qemu.run(build.vector_tests, "cortex-m7", [path], marker="TFLM_VIT_VECTORS_PASS",
+                 timeout=3, qemu_args=["-S"])
+
+
+# --- the README's firmware steps ------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def r0_planned_path(tmp_path_factory):
+    (m,) = [m for m in bench_firmware.models_r0() if m.variant == "planned"]
+    path = tmp_path_factory.mktemp("r0") / "r0_planned.tflite"
+    path.write_bytes(m.data)
+    return path
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "tflm_vit.cli", *map(str, args)],
+                          capture_output=True, text=True, cwd="/")
+
+
+def test_export_c_and_the_make_fragment_build_the_example_app(tree, r0_planned_path, tmp_path):
+    # README, "Firmware with TFLM's make build".
+    proc = _cli("export-c", r0_planned_path, "-o", tmp_path / "model")
+    assert proc.returncode == 0, proc.stderr
+    header = (tmp_path / "model.h").read_text()
+    from tflm_vit.memory import predict
+    from tflm_vit.memory.targets import get_target
+    arena = get_target("cortex-m").arena_to_give(predict(r0_planned_path, "cortex-m"))
+    assert f"constexpr size_t kArenaSize = {arena};" in header
+    assert "constexpr unsigned int kOpCount = 7;" in header  # ADD, MEAN + 5 of ours
+    source = (tmp_path / "model.cc").read_text()
+    assert source.count("resolver.Add") == 7 and "alignas(16)" in source
+    build = qemu.build("cortex-m7", "reference", targets=("tflm_vit_example",),
+                       TFLM_VIT_EXAMPLE_MODEL=tmp_path / "model")
+    result = qemu.run(build.example, "cortex-m7", marker="TFLM_VIT_EXAMPLE_PASS")
+    assert f"of {arena} bytes" in result.output
+
+
+def test_export_c_refuses_an_op_nobody_provides(r0_planned_path, tmp_path):
+    from tflite_micro.tensorflow.lite.micro.compression import model_editor
+    from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
+    model = model_editor.read(r0_planned_path.read_bytes())
+    op = model.subgraphs[0].operators[1]
+    op.opcode, op.custom_code, op.opcode_index = schema.BuiltinOperator.CUSTOM, "ACME_OP", None
+    bad = tmp_path / "acme.tflite"
+    bad.write_bytes(bytes(model.build()))
+    proc = _cli("export-c", bad, "-o", tmp_path / "model")
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1].startswith("tflm-vit export-c: error: op ACME_OP")
+    assert "neither a TFLM builtin tflm-vit supports nor a tflm-vit op" in proc.stderr
+    assert not (tmp_path / "model.h").exists()
+
+
+def test_cmake_target_builds_the_example_app(tree, r0_planned_path, tmp_path):
+    # README, "Firmware with CMake": tflm_vit_ops against a TFLM library target.
+    build = qemu.build("cortex-m7", "reference")
+    lib = build.bindir.parent / "lib" / "libtensorflow-microlite.a"
+    tflm = tmp_path / "libtflm.a"
+    shutil.copy(lib, tflm)
+    ours = [p.stem + ".o" for p in (REPO / "custom_ops/kernels").glob("*.c")]
+    ours += [p.stem + ".o" for p in (REPO / "custom_ops/tflm").glob("*.cc")]
+    members = subprocess.run(["arm-none-eabi-ar", "t", str(tflm)], capture_output=True,
+                             text=True, check=True).stdout.split()
+    subprocess.run(["arm-none-eabi-ar", "d", str(tflm), *[m for m in ours if m in members]],
+                   check=True)  # a TFLM library without our ops, as a user has
+    assert _cli("export-c", r0_planned_path, "-o", tmp_path / "model").returncode == 0
+    dl = tree / "tensorflow/lite/micro/tools/make/downloads"
+    fw = REPO / "custom_ops/firmware"
+    (tmp_path / "CMakeLists.txt").write_text(f"""
+cmake_minimum_required(VERSION 3.18)
+project(app C CXX)
+add_library(tflm STATIC IMPORTED)
+set_target_properties(tflm PROPERTIES IMPORTED_LOCATION {tflm}
+  INTERFACE_INCLUDE_DIRECTORIES "{tree};{dl / 'flatbuffers/include'};{dl / 'gemmlowp'}")
+set(TFLM_VIT_TFLM_TARGET tflm)
+add_subdirectory({REPO / 'custom_ops'} tflm_vit)
+add_executable(app {fw / 'example/main.cc'} {tmp_path / 'model.cc'} {fw / 'boards/mps2/board.cc'})
+target_include_directories(app PRIVATE {tmp_path} {fw / 'boards'})
+target_compile_options(app PRIVATE -fno-rtti -fno-exceptions --specs=rdimon.specs)
+target_link_libraries(app PRIVATE tflm_vit_ops tflm)
+target_link_options(app PRIVATE --specs=rdimon.specs -Wl,--gc-sections
+  -Wl,--section-start=.tv_vectors=0x0 -Wl,--undefined=tv_vectors)
+""")
+    cmake = shutil.which("cmake", path=os.pathsep.join([os.path.dirname(sys.executable),
+                                                         os.environ.get("PATH", "")]))
+    out = tmp_path / "out"
+    for cmd in ([cmake, "-S", str(tmp_path), "-B", str(out),
+                 f"-DCMAKE_TOOLCHAIN_FILE={fw / 'cmake/arm-none-eabi.cmake'}",
+                 "-DTFLM_VIT_CPU=cortex-m7"],
+                [cmake, "--build", str(out), "-j2"]):
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    qemu.run(out / "app", "cortex-m7", marker="TFLM_VIT_EXAMPLE_PASS")
+
+
+def test_cmake_target_without_tflm_is_a_clear_error(tmp_path):
+    (tmp_path / "CMakeLists.txt").write_text(f"""
+cmake_minimum_required(VERSION 3.18)
+project(app C CXX)
+add_subdirectory({REPO / 'custom_ops'} tflm_vit)
+""")
+    cmake = shutil.which("cmake", path=os.pathsep.join([os.path.dirname(sys.executable),
+                                                         os.environ.get("PATH", "")]))
+    proc = subprocess.run([cmake, "-S", str(tmp_path), "-B", str(tmp_path / "out")],
+                          capture_output=True, text=True)
+    assert proc.returncode != 0
+    assert "tflm-vit: set TFLM_VIT_TFLM_TARGET" in proc.stderr
+
+
+def test_bazel_builds_and_tests_the_kernels(tmp_path):
+    proc = subprocess.run(["bazel", f"--output_user_root={tmp_path / 'bazel'}", "test",
+                           "//:tv_kernel_tests", "//:tv_vector_tests"], cwd=REPO,
+                          capture_output=True, text=True, timeout=1500)
+    try:
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        assert "1 test passes" in proc.stdout + proc.stderr or \
+            "PASSED" in proc.stdout + proc.stderr
+        from tflm_vit.ops.vectors import write_vectors
+        vectors = tmp_path / "v.bin"
+        n = write_vectors(vectors, cases_per_kernel=4)
+        binary = subprocess.run(["bazel", f"--output_user_root={tmp_path / 'bazel'}", "info",
+                                 "bazel-bin"], cwd=REPO, capture_output=True, text=True,
+                                check=True).stdout.strip()
+        out = subprocess.run([f"{binary}/tv_vector_tests", str(vectors)], capture_output=True,
+                             text=True)
+        assert out.returncode == 0 and f"TFLM_VIT_VECTORS_PASS {n}" in out.stdout
+    finally:
+        subprocess.run(["bazel", f"--output_user_root={tmp_path / 'bazel'}", "shutdown"],
+                       cwd=REPO, capture_output=True)
