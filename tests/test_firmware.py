@@ -328,3 +328,23 @@ def test_bazel_builds_and_tests_the_kernels(tmp_path):
     finally:
         subprocess.run(["bazel", f"--output_user_root={tmp_path / 'bazel'}", "shutdown"],
                        cwd=REPO, capture_output=True)
+
+
+def test_example_app_compiles_for_the_nucleo_f746zg(tree, r0_planned_path, tmp_path):
+    # The hardware board layer: the example app, the generated model and the NUCLEO
+    # layer compile for the STM32F746 (hard float; linking needs the STM32 project's
+    # start-up code, which STM32CubeIDE generates).
+    assert _cli("export-c", r0_planned_path, "-o", tmp_path / "model").returncode == 0
+    dl = tree / "tensorflow/lite/micro/tools/make/downloads"
+    fw = REPO / "custom_ops/firmware"
+    for src in (fw / "example/main.cc", tmp_path / "model.cc",
+                fw / "boards/nucleo_f746zg/board.cc"):
+        proc = subprocess.run(
+            ["arm-none-eabi-g++", "-mcpu=cortex-m7", "-mthumb", "-mfpu=fpv5-sp-d16",
+             "-mfloat-abi=hard", "-std=c++17", "-O2", "-fno-rtti", "-fno-exceptions",
+             "-DTF_LITE_STATIC_MEMORY", "-Wall", "-Wextra", "-Werror", "-isystem", str(tree),
+             "-isystem", str(dl / "flatbuffers/include"), "-isystem", str(dl / "gemmlowp"),
+             f"-I{tmp_path}", f"-I{fw / 'boards'}", f"-I{REPO / 'custom_ops/tflm'}",
+             f"-I{REPO / 'custom_ops/kernels'}", "-c", str(src), "-o",
+             str(tmp_path / (src.stem + ".o"))], capture_output=True, text=True)
+        assert proc.returncode == 0, f"{src.name}:\n{proc.stderr[-3000:]}"

@@ -21,11 +21,25 @@ def _target(args) -> str:
     return "cortex-m" if args.kernels == "reference" else "cortex-m-cmsis-nn"
 
 
+def _png_path(path: str | None) -> str | None:
+    """--png must name a .png file in an existing folder (checked before any work)."""
+    if path is None:
+        return None
+    if not path.lower().endswith(".png"):
+        raise TflmVitError(f"--png {path}: the timeline is a PNG image; give a path ending "
+                           "in .png")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise TflmVitError(f"--png {path}: no such directory {folder}")
+    return path
+
+
 def _cmd_analyze(args) -> int:
     from tflm_vit import report
     from tflm_vit.memory import predict
     from tflm_vit.memory.targets import get_target
     target = _target(args)
+    _png_path(args.png)
     r = report.analyze(args.model)
     if args.json:
         print(r.to_json(with_ops=not args.no_ops))
@@ -185,9 +199,32 @@ def _convert_and_check(model, x, float_logits, data, out_dir, quiet=False):
     return result, agree
 
 
+class _OutputFolder:
+    """Creates --out for a command; if the command fails, removes what it created, so a
+    failed run leaves no empty or half-written folder behind (a folder that existed
+    before is left as it was)."""
+
+    def __init__(self, path: str):
+        self.path, self.created = path, not os.path.exists(path)
+
+    def __enter__(self):
+        os.makedirs(self.path, exist_ok=True)
+        return self.path
+
+    def __exit__(self, kind, value, tb):
+        if kind is not None and self.created:
+            import shutil
+            shutil.rmtree(self.path, ignore_errors=True)
+        return False
+
+
 def _cmd_demo(args) -> int:
+    with _OutputFolder(args.out):
+        return _demo(args)
+
+
+def _demo(args) -> int:
     from tflm_vit.train import evaluate_float
-    os.makedirs(args.out, exist_ok=True)
     args.quiet = False
     t0 = time.time()
     net, space, data, history = _train(args)
@@ -208,8 +245,8 @@ def _cmd_export(args) -> int:
     net = load_supernet(args.checkpoint)
     config = _parse_config(args.config)
     data = load_dataset(args.data, net.space.max_resolution, seed=args.seed)
-    os.makedirs(args.out, exist_ok=True)
-    _export_and_check(net, config, data, args.out)
+    with _OutputFolder(args.out):
+        _export_and_check(net, config, data, args.out)
     return 0
 
 

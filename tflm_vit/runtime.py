@@ -163,7 +163,12 @@ def fits(model, arena_size: int) -> bool:
         f.flush()
         proc = subprocess.run([sys.executable, "-c", _PROBE, f.name, str(int(arena_size)),
                                *extra], capture_output=True, text=True, timeout=300)
-    return proc.returncode == 0 and "FITS" in proc.stdout
+    if proc.returncode == 0 and "FITS" in proc.stdout:
+        return True
+    if proc.returncode in (3, -11):  # refused, or the wheel's crash on a too-small arena
+        return False
+    raise TflmVitError(f"probing an arena of {int(arena_size)} bytes failed for another "
+                       f"reason (exit {proc.returncode}): {proc.stderr.strip()[-300:]}")
 
 
 def smallest_arena(model, upper: int) -> int:

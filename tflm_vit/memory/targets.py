@@ -71,7 +71,7 @@ _CORTEX_M = dict(
         "FULLY_CONNECTED": (5, 1), "RESHAPE": (36, 4), "BATCH_MATMUL": (3, 1),
         "SOFTMAX": (4, 4), "CONV_2D": (28, 4),
     },
-    scratch_request=8,
+    scratch_request=12,
     allocation_info=24,
     allocation_table=4,
     arena_multiple=16,

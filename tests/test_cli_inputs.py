@@ -1,0 +1,89 @@
+"""Bad or boundary input through the CLI: each a one-line error and exit 2, never a
+traceback, a silent default or a half-written output."""
+
+import subprocess
+import types
+
+import pytest
+
+from tflm_vit import runtime
+from tflm_vit.cli import main
+from tflm_vit.errors import TflmVitError
+from tflm_vit.units import parse_bytes
+
+
+@pytest.fixture(scope="module")
+def r0_path(exported_r0, tmp_path_factory):
+    path = tmp_path_factory.mktemp("cli") / "r0.tflite"
+    path.write_bytes(exported_r0)
+    return path
+
+
+def _error(capsys, *argv) -> str:
+    assert main([str(a) for a in argv]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    return err[0]
+
+
+def test_sqrt_iterations_zero_is_refused_not_defaulted(r0_path, tmp_path, capsys):
+    line = _error(capsys, "convert", r0_path, "-o", tmp_path / "c.tflite", "--sqrt-iterations", 0)
+    assert line == "tflm-vit convert: error: sqrt_iterations must be in [1, 64], got 0"
+    assert not (tmp_path / "c.tflite").exists()
+
+
+def test_sub_patch_that_does_not_divide_the_patch_is_an_error(r0_path, tmp_path, capsys):
+    line = _error(capsys, "convert", r0_path, "-o", tmp_path / "c.tflite", "--sub-patch", 3)
+    assert line.startswith("tflm-vit convert: error: --sub-patch 3:")
+    assert "does not divide patch 4" in line
+    assert not (tmp_path / "c.tflite").exists()
+
+
+@pytest.mark.parametrize("png", ["m.tflite", "t.txt", "timeline"])
+def test_png_must_be_a_png_path(r0_path, tmp_path, capsys, png):
+    line = _error(capsys, "analyze", r0_path, "--png", tmp_path / png)
+    assert line.endswith("the timeline is a PNG image; give a path ending in .png")
+    assert not (tmp_path / png).exists() and not (tmp_path / (png + ".png")).exists()
+
+
+def test_budgets_take_units(r0_path, tmp_path, capsys):
+    assert parse_bytes("320KB") == parse_bytes("320 KiB") == 327680
+    assert parse_bytes("1MB") == 1 << 20 and parse_bytes("4096") == 4096
+    for bad in ("12XB", "-5KB", "0", "1.5B", ""):
+        with pytest.raises(ValueError, match="byte size|positive whole number"):
+            parse_bytes(bad)
+    converted = tmp_path / "c.tflite"
+    assert main(["convert", str(r0_path), "-o", str(converted), "--no-verify"]) == 0
+    assert main(["plan", str(converted), "-o", str(tmp_path / "p.tflite"),
+                 "--budget", "320KB", "--target", "cortex-m"]) == 0
+    out = capsys.readouterr().out
+    assert "give TFLM an arena of 21,888 bytes on cortex-m" in out
+    line = _error(capsys, "plan", converted, "-o", tmp_path / "p2.tflite", "--budget", "20KB",
+                  "--target", "cortex-m")
+    assert "over the budget of 20,480 bytes" in line and "on cortex-m" in line
+    assert not (tmp_path / "p2.tflite").exists()
+    with pytest.raises(SystemExit) as e:
+        main(["plan", str(converted), "-o", str(tmp_path / "p3.tflite"), "--budget", "12XB"])
+    assert e.value.code == 2
+    assert "'12XB' is not a byte size" in capsys.readouterr().err
+
+
+def test_kernels_without_a_cortex_m_target_is_an_error(r0_path, tmp_path, capsys):
+    line = _error(capsys, "plan", r0_path, "-o", tmp_path / "p.tflite", "--kernels", "cmsis_nn")
+    assert line == "tflm-vit plan: error: --kernels applies to --target cortex-m only"
+
+
+def test_failed_demo_leaves_no_output_folder(tmp_path, capsys):
+    out = tmp_path / "demo_out"
+    line = _error(capsys, "demo", "--data", tmp_path / "no_such_data", "--out", out,
+                  "--steps", 1)
+    assert "no_such_data" in line
+    assert not out.exists()
+
+
+def test_fits_does_not_mistake_another_failure_for_too_small(exported_r0, monkeypatch):
+    def crashed(*args, **kwargs):
+        return types.SimpleNamespace(returncode=1, stdout="", stderr="ImportError: boom")
+    monkeypatch.setattr(subprocess, "run", crashed)
+    with pytest.raises(TflmVitError, match=r"failed for another reason \(exit 1\)"):
+        runtime.fits(exported_r0, 1 << 20)
