@@ -96,6 +96,10 @@ def _retype(t):
     t.shape = (2, 4 * t.shape[1])
 
 
+def _rezero(t, zero_point):
+    t.quantization = me.Quantization(t.quantization.scales, zero_point)
+
+
 def _first(sg, code):
     return next(op for op in sg.operators if op.custom_code == code)
 
@@ -115,6 +119,14 @@ def test_bad_custom_data_is_named_by_the_op(converted):
             _first(sg, "TV_LAYERNORM").inputs[2], "shape", (1,) + tuple(_first(sg, "TV_LAYERNORM").inputs[2].shape)),
         "TV_LINEAR: tensor 'output' must be int8, got another type": lambda m, sg: setattr(
             _first(sg, "TV_ATTENTION").inputs[0], "dtype", schema.TensorType.INT16),
+        # The quantization of every activation is checked against the op's options (by
+        # the first op in Prepare order that touches the edited tensor).
+        r"TV_LAYERNORM: tensor 'output' has zero point 77, the op's options were made for":
+            lambda m, sg: _rezero(_first(sg, "TV_LINEAR").inputs[0], 77),
+        r"TV_(LOW_RANK_)?LINEAR: tensor 'output' has zero point -3, the op's options were":
+            lambda m, sg: _rezero(_first(sg, "TV_ATTENTION").inputs[1], -3),
+        r"TV_PATCH_EMBED: tensor 'image' has zero point 9, the op's options were made for":
+            lambda m, sg: _rezero(_first(sg, "TV_PATCH_EMBED").inputs[0], 9),
     }
     for message, edit in cases.items():
         bad = _edit(good, edit)

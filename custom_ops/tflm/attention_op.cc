@@ -35,7 +35,11 @@ Status Prepare(Context* context, Node* node) {
       !CheckActivation(kOp, "q", Input(context, node, 0), p.tokens, width) ||
       !CheckActivation(kOp, "k", Input(context, node, 1), p.tokens, width) ||
       !CheckActivation(kOp, "v", Input(context, node, 2), p.tokens, width) ||
-      !CheckActivation(kOp, "output", Output(context, node, 0), p.tokens, width)) {
+      !CheckActivation(kOp, "output", Output(context, node, 0), p.tokens, width) ||
+      !CheckZeroPoint(kOp, "q", context, node, false, 0, -p.q_offset) ||
+      !CheckZeroPoint(kOp, "k", context, node, false, 1, -p.k_offset) ||
+      !CheckZeroPoint(kOp, "v", context, node, false, 2, -p.v_offset) ||
+      !CheckZeroPoint(kOp, "output", context, node, true, 0, p.output_offset)) {
     return kError;
   }
   return RequestScratchBufferInArena(context, tv_attention_scratch_size(&p),

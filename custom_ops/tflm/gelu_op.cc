@@ -32,6 +32,12 @@ Status Prepare(Context* context, Node* node) {
   if (!CheckTensor(kOp, "input", x, kTypeInt8) || !CheckTensor(kOp, "output", y, kTypeInt8)) {
     return kError;
   }
+  // The table encodes both quantizations; the integer approximation takes the zero points.
+  if (mode == kModeShift &&
+      (!CheckZeroPoint(kOp, "input", context, node, false, 0, o->fields[kInputZeroPoint]) ||
+       !CheckZeroPoint(kOp, "output", context, node, true, 0, o->fields[kOutputZeroPoint]))) {
+    return kError;
+  }
   if (ElementCount(x) != ElementCount(y)) {
     return TV_FAIL(kOp, "input has %d elements, output %d", static_cast<int>(ElementCount(x)),
                    static_cast<int>(ElementCount(y)));

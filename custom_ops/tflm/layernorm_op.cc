@@ -45,7 +45,9 @@ Status Prepare(Context* context, Node* node) {
       !CheckShape(kOp, "requantisation", Input(context, node, 1), 2, table_dims) ||
       !CheckTensor(kOp, "bias", Input(context, node, 2), kTypeInt32) ||
       !CheckShape(kOp, "bias", Input(context, node, 2), 1, &f[kChannels]) ||
-      !CheckActivation(kOp, "output", Output(context, node, 0), f[kTokens], f[kChannels])) {
+      !CheckActivation(kOp, "output", Output(context, node, 0), f[kTokens], f[kChannels]) ||
+      // The input's zero point cancels (D*x - sum x); only the output's enters.
+      !CheckZeroPoint(kOp, "output", context, node, true, 0, f[kOutputZeroPoint])) {
     return kError;
   }
   const tv_layernorm_params p = Params(context, node, o);

@@ -22,7 +22,9 @@ Status Prepare(Context* context, Node* node) {
   if (!CheckCounts(kOp, node, 3, 4, 1) ||
       !CheckActivation(kOp, "input", Input(context, node, 0), f[kTokens], f[kIn]) ||
       !CheckStage(kOp, kStage, context, node, 1, f[kIn], f[kOut]) ||
-      !CheckActivation(kOp, "output", Output(context, node, 0), f[kTokens], f[kOut])) {
+      !CheckActivation(kOp, "output", Output(context, node, 0), f[kTokens], f[kOut]) ||
+      !CheckZeroPoint(kOp, "input", context, node, false, 0, -f[kInputOffset]) ||
+      !CheckZeroPoint(kOp, "output", context, node, true, 0, f[kOutputOffset])) {
     return kError;
   }
   return RequestScratchBufferInArena(context, static_cast<size_t>(f[kOut]),

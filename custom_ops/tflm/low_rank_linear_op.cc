@@ -24,7 +24,9 @@ Status Prepare(Context* context, Node* node) {
       !CheckActivation(kOp, "input", Input(context, node, 0), f[kTokens], f[kIn]) ||
       !CheckStage(kOp, kU, context, node, 1, f[kIn], f[kRank]) ||
       !CheckStage(kOp, kV, context, node, 4, f[kRank], f[kOut]) ||
-      !CheckActivation(kOp, "output", Output(context, node, 0), f[kTokens], f[kOut])) {
+      !CheckActivation(kOp, "output", Output(context, node, 0), f[kTokens], f[kOut]) ||
+      !CheckZeroPoint(kOp, "input", context, node, false, 0, -f[kInputOffset]) ||
+      !CheckZeroPoint(kOp, "output", context, node, true, 0, f[kOutputOffset])) {
     return kError;
   }
   return RequestScratchBufferInArena(context, static_cast<size_t>(f[kRank] + f[kOut]),

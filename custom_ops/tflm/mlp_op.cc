@@ -65,7 +65,11 @@ Status Prepare(Context* context, Node* node) {
   if (!CheckActivation(kOp, "input", Input(context, node, 0), tokens, in) ||
       !CheckTensor(kOp, "table", Input(context, node, 1), kTypeInt8) ||
       !CheckShape(kOp, "table", Input(context, node, 1), 1, table_dims) ||
-      !CheckActivation(kOp, "output", Output(context, node, 0), tokens, out)) {
+      !CheckActivation(kOp, "output", Output(context, node, 0), tokens, out) ||
+      !CheckZeroPoint(kOp, "input", context, node, false, 0,
+                      -StageField(o, 0)[kStageInputOffset]) ||
+      !CheckZeroPoint(kOp, "output", context, node, true, 0,
+                      StageField(o, stages - 1)[kStageOutputOffset])) {
     return kError;
   }
   for (int s = 0; s < stages; ++s) {

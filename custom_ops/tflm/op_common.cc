@@ -111,6 +111,22 @@ bool CheckActivation(const char* op, const char* name, const EvalTensor* t, int3
   return true;
 }
 
+bool CheckZeroPoint(const char* op, const char* name, Context* context, const Node* node,
+                    bool output, int index, int32_t expected) {
+  QuantizationParams q;
+  if (!GetQuantization(context, node, output, index, &q)) {
+    TV_ERROR(op, "tensor '%s': TFLM gave no quantization to check", name);
+    return false;
+  }
+  if (q.zero_point != expected) {
+    TV_ERROR(op, "tensor '%s' has zero point %d, the op's options were made for %d "
+             "(re-run tflm-vit convert on the exported model)", name,
+             static_cast<int>(q.zero_point), static_cast<int>(expected));
+    return false;
+  }
+  return true;
+}
+
 bool CheckShape(const char* op, const char* name, const EvalTensor* t, int rank,
                 const int32_t* dims) {
   if (Rank(t) != rank) {

@@ -60,6 +60,11 @@ bool CheckTensor(const char* op, const char* name, const EvalTensor* t, int type
 // Activation [.., tokens, features] of rank 2..4 with leading ones folded into tokens.
 bool CheckActivation(const char* op, const char* name, const EvalTensor* t, int32_t tokens,
                      int32_t features);
+// An int8 activation's zero point equals the one the op's options were computed with
+// (the converter writes offsets from the tensors' quantization; a model edited since
+// would compute silently wrong numbers). `output` picks node outputs over inputs.
+bool CheckZeroPoint(const char* op, const char* name, Context* context, const Node* node,
+                    bool output, int index, int32_t expected);
 // A constant of exactly the given dims (rank = count).
 bool CheckShape(const char* op, const char* name, const EvalTensor* t, int rank,
                 const int32_t* dims);

@@ -61,7 +61,9 @@ Status Prepare(Context* context, Node* node) {
   const char* what = nullptr;
   if (tv_patch_embed_validate(&p, &what) != TV_OK) return TV_FAIL(kOp, "%s", what);
   const int32_t tokens = (p.height / p.patch) * (p.width / p.patch);
-  if (!CheckActivation(kOp, "output", Output(context, node, 0), tokens, p.out_channels)) {
+  if (!CheckActivation(kOp, "output", Output(context, node, 0), tokens, p.out_channels) ||
+      !CheckZeroPoint(kOp, "image", context, node, false, 0, -p.input_offset) ||
+      !CheckZeroPoint(kOp, "output", context, node, true, 0, p.output_offset)) {
     return kError;
   }
   return RequestScratchBufferInArena(context, tv_patch_embed_scratch_size(&p),

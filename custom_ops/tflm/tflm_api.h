@@ -43,6 +43,21 @@ inline void* GetScratchBuffer(Context* c, int index) {
 }
 inline void VLog(const char* format, va_list args) { VMicroPrintf(format, args); }
 
+using QuantizationParams = TfLiteQuantizationParams;
+
+// The tensor's per-tensor quantization (Prepare only: a temporary TfLiteTensor), false
+// if TFLM gives no tensor.
+inline bool GetQuantization(Context* c, const Node* node, bool output, int index,
+                            QuantizationParams* q) {
+  tflite::MicroContext* mc = tflite::GetMicroContext(c);
+  TfLiteTensor* t = output ? mc->AllocateTempOutputTensor(node, index)
+                           : mc->AllocateTempInputTensor(node, index);
+  if (t == nullptr) return false;
+  *q = t->params;
+  mc->DeallocateTempTfLiteTensor(t);
+  return true;
+}
+
 }  // namespace tv_tflm
 
 #else

@@ -83,14 +83,33 @@ static_assert(sizeof(EvalTensor) == 24 && offsetof(EvalTensor, type) == 16,
 static_assert(sizeof(Registration) == 56 && offsetof(Registration, custom_name) == 48,
               "TFLMRegistration layout");
 
-// The wheel's exported helpers (tflite::micro::MicroContext* free functions and
-// VMicroPrintf), found by the registerer.
+// The leading fields of the wheel's TfLiteTensor (64 bytes under TF_LITE_STATIC_MEMORY):
+// TfLiteQuantization {type, params*}, then the per-tensor affine parameters.
+struct QuantizationParams {
+  float scale;
+  int32_t zero_point;
+};
+struct Tensor {
+  int quantization_type;
+  void* quantization_params;
+  QuantizationParams params;
+};
+static_assert(offsetof(Tensor, params) == 16, "TfLiteTensor::params is at 16 in the wheel");
+
+// The wheel's exported helpers (tflite::micro::MicroContext* free functions, the
+// MicroContext members that make temporary TfLiteTensors, and VMicroPrintf), found by
+// the registerer. The members take the MicroContext (the wheel's TfLiteContext holds
+// only that pointer) as their first argument.
 struct WheelApi {
   EvalTensor* (*get_eval_tensor)(const Context*, int);
   void* (*allocate_persistent_buffer)(Context*, size_t);
   Status (*request_scratch_buffer)(Context*, size_t, int*);
   void* (*get_scratch_buffer)(Context*, int);
   void (*vprintf)(const char*, va_list);
+  Tensor* (*allocate_temp_input)(void* micro_context, const Node*, int);
+  Tensor* (*allocate_temp_output)(void* micro_context, const Node*, int);
+  // MicroInterpreterContext::DeallocateTempTfLiteTensor, virtual slot 6 of the context.
+  void (*deallocate_temp)(void* micro_context, Tensor*);
 };
 
 extern WheelApi g_wheel_api;
@@ -108,6 +127,21 @@ inline void* GetScratchBuffer(Context* c, int index) {
   return g_wheel_api.get_scratch_buffer(c, index);
 }
 inline void VLog(const char* format, va_list args) { g_wheel_api.vprintf(format, args); }
+
+// The tensor's per-tensor quantization (Prepare only), false if TFLM gives no tensor or
+// the context is not the wheel's MicroInterpreterContext (its vtable is checked).
+inline bool GetQuantization(Context* c, const Node* node, bool output, int index,
+                            QuantizationParams* q) {
+  void* micro_context = *reinterpret_cast<void**>(c);
+  void* const* vptr = *static_cast<void* const* const*>(micro_context);
+  if (vptr[6] != reinterpret_cast<void*>(g_wheel_api.deallocate_temp)) return false;
+  Tensor* t = output ? g_wheel_api.allocate_temp_output(micro_context, node, index)
+                     : g_wheel_api.allocate_temp_input(micro_context, node, index);
+  if (t == nullptr) return false;
+  *q = t->params;
+  g_wheel_api.deallocate_temp(micro_context, t);
+  return true;
+}
 
 constexpr int32_t kBuiltinCustom = 32;
 

@@ -63,6 +63,12 @@ bool ResolveApi(const char* runtime_path) {
       {"_ZN6tflite5micro28MicroContextGetScratchBufferEPNS0_13TfLiteContextEi",
        reinterpret_cast<void**>(&g_wheel_api.get_scratch_buffer)},
       {"_Z12VMicroPrintfPKcP13__va_list_tag", reinterpret_cast<void**>(&g_wheel_api.vprintf)},
+      {"_ZN6tflite5micro12MicroContext23AllocateTempInputTensorEPKNS0_10TfLiteNodeEi",
+       reinterpret_cast<void**>(&g_wheel_api.allocate_temp_input)},
+      {"_ZN6tflite5micro12MicroContext24AllocateTempOutputTensorEPKNS0_10TfLiteNodeEi",
+       reinterpret_cast<void**>(&g_wheel_api.allocate_temp_output)},
+      {"_ZN6tflite5micro23MicroInterpreterContext26DeallocateTempTfLiteTensorEPNS0_12TfLiteTensorE",
+       reinterpret_cast<void**>(&g_wheel_api.deallocate_temp)},
   };
   bool ok = true;
   for (const Entry& e : entries) {
