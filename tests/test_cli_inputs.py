@@ -87,3 +87,18 @@ def test_fits_does_not_mistake_another_failure_for_too_small(exported_r0, monkey
     monkeypatch.setattr(subprocess, "run", crashed)
     with pytest.raises(TflmVitError, match=r"failed for another reason \(exit 1\)"):
         runtime.fits(exported_r0, 1 << 20)
+
+
+def test_an_unknown_custom_op_is_named_alone(r0_path, tmp_path):
+    # A converted model with one op nobody provides: only that op is named, not ours.
+    from tflite_micro.tensorflow.lite.micro.compression import model_editor
+    from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
+
+    from tflm_vit.converters.convert import convert
+    from tflm_vit.errors import UnsupportedOpError
+    model = model_editor.read(convert(r0_path, verify=False).model)
+    op = model.subgraphs[0].operators[1]
+    op.opcode, op.custom_code, op.opcode_index = schema.BuiltinOperator.CUSTOM, "ACME_OP", None
+    with pytest.raises(UnsupportedOpError) as e:
+        runtime.make_interpreter(bytes(model.build()))
+    assert str(e.value) == "op ACME_OP (operators [1]) is not resolvable by the tflite-micro runtime"

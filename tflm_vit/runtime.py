@@ -85,8 +85,12 @@ def _explain_failure(text: str, info: ModelInfo, arena_size: int) -> Exception:
     if m:
         return UnsupportedOpError(m.group(1), [o.index for o in info.ops if o.name == m.group(1)])
     if "Failed to get registration from op code CUSTOM" in text:
-        names = sorted({o.name for o in info.ops} - set(_builtin_names()))
-        return UnsupportedOpError(", ".join(names) or "CUSTOM")
+        # Our ops are registered whenever the model uses them (registerers_for): only
+        # the others can be the missing ones.
+        names = sorted({o.name for o in info.ops} - set(_builtin_names())
+                       - set(tflm_ops.CUSTOM_CODES))
+        return UnsupportedOpError(", ".join(names) or "CUSTOM",
+                                  [o.index for o in info.ops if o.name in names])
     m = _OUT_OF_ARENA.search(text)
     if m:
         return ArenaTooSmallError(arena_size, m.group(0))

@@ -12,10 +12,10 @@ import functools
 import pathlib
 
 from tflm_vit.errors import TflmVitError
+from tflm_vit.ops import options as tv_options
 
 REGISTERER = "TflmVitRegisterOps"
-CUSTOM_CODES = ("TV_LAYERNORM", "TV_GELU", "TV_LINEAR", "TV_LOW_RANK_LINEAR", "TV_ATTENTION",
-                "TV_MLP", "TV_PATCH_EMBED")
+CUSTOM_CODES = tuple(tv_options.OPS)  # the custom codes of our ops: one list (options.OPS)
 LIBRARY_NAME = "libtflm_vit_ops.so"
 
 
