@@ -16,6 +16,7 @@ from tflm_vit.converters import model_io as mio
 from tflm_vit.converters import patterns as pat
 from tflm_vit.converters.rewrites import NewOp, Rewriter, Settings, Unmappable
 from tflm_vit.errors import ConversionError
+from tflm_vit.ops import options as tv_options
 from tflm_vit.tflite_model import load_model
 
 # Ops that stay as they are: stock int8 TFLM builtins that need no custom op.
@@ -154,6 +155,24 @@ def _apply(model, groups: list[Rewritten]) -> None:
     mio.prune(model)
 
 
+def _check_convertible(info) -> None:
+    """The model is what `tflm-vit export` writes: not converted yet, static, int8."""
+    ours = sorted({op.name for op in info.ops if op.name in tv_options.OPS})
+    if ours:
+        raise ConversionError(f"the model is already converted (it has {', '.join(ours)}); "
+                              "convert the model `tflm-vit export` wrote")
+    dynamic = [t for t in info.tensors if t.is_dynamic]
+    if dynamic:
+        raise ConversionError(f"tensor {dynamic[0].index} ({dynamic[0].name}) has a dynamic "
+                              f"shape {list(dynamic[0].shape_signature)}; export a static, "
+                              "batch-1 model (tflm-vit export)")
+    x = info.tensors[info.inputs[0]] if info.inputs else None
+    if x is not None and x.dtype != "INT8":
+        kind = "int16x8" if x.dtype == "INT16" else x.dtype.lower()
+        raise ConversionError(f"the model is {kind} (input tensor {x.name!r} is {x.dtype}); "
+                              "our ops take fully int8 models (tflm-vit export)")
+
+
 def convert(model, *, fuse_mlp: bool = True, gelu: str = "table",
             sqrt_iterations: int | None = None, sub_patch: int | None = None,
             keep_unmapped: bool = False, verify: bool = True, samples=None) -> Conversion:
@@ -170,6 +189,7 @@ def convert(model, *, fuse_mlp: bool = True, gelu: str = "table",
     if sub_patch is not None and sub_patch < 1:
         raise ConversionError(f"sub_patch must be >= 1, got {sub_patch}")
     data, info = load_model(model)
+    _check_convertible(info)
     settings = Settings(fuse_mlp=fuse_mlp, gelu=gelu,
                         sqrt_iterations=(Settings.sqrt_iterations if sqrt_iterations is None
                                          else sqrt_iterations),

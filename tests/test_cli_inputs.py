@@ -102,3 +102,45 @@ def test_an_unknown_custom_op_is_named_alone(r0_path, tmp_path):
     with pytest.raises(UnsupportedOpError) as e:
         runtime.make_interpreter(bytes(model.build()))
     assert str(e.value) == "op ACME_OP (operators [1]) is not resolvable by the tflite-micro runtime"
+
+
+def _tiny_tflite(dynamic=False, int16=False, tmp_path=None):
+    """A one-layer Keras model as float32 TFLite (dynamic batch if asked), or int16x8."""
+    import numpy as np
+    import tensorflow as tf
+    inp = tf.keras.Input((8,), batch_size=None if dynamic else 1)
+    model = tf.keras.Model(inp, tf.keras.layers.Dense(4)(inp))
+    conv = tf.lite.TFLiteConverter.from_keras_model(model)
+    if int16:
+        conv.optimizations = [tf.lite.Optimize.DEFAULT]
+        conv.representative_dataset = lambda: ([np.ones((1, 8), np.float32)] for _ in range(4))
+        conv.target_spec.supported_ops = [
+            tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
+        conv.inference_input_type = conv.inference_output_type = tf.int16
+    return conv.convert()
+
+
+@pytest.mark.parametrize("kind,message", [
+    ("float", "the model is float32 (input tensor"),
+    ("int16", "the model is int16x8 (input tensor"),
+    ("dynamic", "has a dynamic shape [-1, 8]"),
+])
+def test_convert_names_why_a_model_is_not_convertible(tmp_path, capsys, kind, message):
+    path = tmp_path / "m.tflite"
+    path.write_bytes(_tiny_tflite(dynamic=kind == "dynamic", int16=kind == "int16"))
+    line = _error(capsys, "convert", path, "-o", tmp_path / "c.tflite")
+    assert message in line
+
+
+def test_convert_on_a_converted_model_says_so(r0_path, tmp_path, capsys):
+    converted = tmp_path / "c.tflite"
+    assert main(["convert", str(r0_path), "-o", str(converted), "--no-verify"]) == 0
+    capsys.readouterr()
+    line = _error(capsys, "convert", converted, "-o", tmp_path / "c2.tflite")
+    assert line.startswith("tflm-vit convert: error: the model is already converted (it has ")
+    assert len(line) < 200
+
+
+def test_a_directory_as_the_model_is_named_as_one(tmp_path, capsys):
+    line = _error(capsys, "analyze", tmp_path)
+    assert line == f"tflm-vit analyze: error: {tmp_path}: is a directory, not a .tflite file"

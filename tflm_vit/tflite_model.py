@@ -71,6 +71,8 @@ def read_model_bytes(path_or_bytes) -> bytes:
         where = "model bytes"
     else:
         path = os.fspath(path_or_bytes)
+        if os.path.isdir(path):
+            raise ModelFileError(f"{path}: is a directory, not a .tflite file")
         if not os.path.isfile(path):
             raise ModelFileError(f"{path}: no such file")
         with open(path, "rb") as f:
