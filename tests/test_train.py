@@ -46,12 +46,14 @@ def test_mirrored_strategy_train_checkpoint_and_resume(digits, tmp_path):
 
 
 def test_training_reduces_loss(digits):
+    # 240 steps, last 4 logged losses: 120 steps left the margin to one noisy batch
+    # (the sandwich loss of random subnets), and the test failed now and then.
     _, hist = train_supernet(TINY, _small(digits, 512),
-                             TrainConfig(steps=120, batch_size=32, log_every=10),
+                             TrainConfig(steps=240, batch_size=32, log_every=10),
                              progress=False)
     first = np.mean([h["loss"] for h in hist[:2]])
-    last = np.mean([h["loss"] for h in hist[-2:]])
-    assert last < 0.8 * first
+    last = np.mean([h["loss"] for h in hist[-4:]])
+    assert last < 0.8 * first, (first, last)
 
 
 def test_resume_with_another_space_is_refused(digits, tmp_path):
