@@ -58,6 +58,7 @@ class Model:
     variant: str
     data: bytes
     image: np.ndarray  # one int8 input
+    wheel: bytes | None = None  # the wheel's output on it (wheel_output)
 
 
 def _variants(name: str, net, config, rep) -> list[Model]:
@@ -99,8 +100,11 @@ def models(demo_net=None, demo_images=None, random_subnets: int = RANDOM_SUBNETS
 
 
 def wheel_output(m: Model) -> bytes:
-    interp, _ = runtime.make_interpreter(m.data)
-    return runtime.invoke(interp, m.image[np.newaxis])[0].astype(np.int8).tobytes()
+    """The wheel's output for the model's input; computed once per model, not per build."""
+    if m.wheel is None:
+        interp, _ = runtime.make_interpreter(m.data)
+        m.wheel = runtime.invoke(interp, m.image[np.newaxis])[0].astype(np.int8).tobytes()
+    return m.wheel
 
 
 def _parse(output: str) -> tuple[bytes, int]:
@@ -139,7 +143,8 @@ PLANNING_ROOM_MARGIN = 32
 
 def _planned_checks(build, target, prediction, model_path, input_path) -> dict:
     """The planned model in exactly the arena we tell the user to give, and below it."""
-    give = target.arena_to_give(prediction)
+    give = prediction.arena_to_give
+    m = target.arena_multiple
     runs = lambda arena: qemu.run(build.model_runner, build.cpu,  # noqa: E731
                                   [model_path, input_path, arena])
     at = runs(give)
@@ -148,7 +153,7 @@ def _planned_checks(build, target, prediction, model_path, input_path) -> dict:
            "runs_in_arena_to_give": at.returncode == 0 and "TFLM_VIT_RUN_PASS" in at.output,
            "fails_16_below": below.returncode != 0
            and "TFLM_VIT_RUN_FAIL AllocateTensors" in below.output,
-           "set_by": "recorded total" if give == -(-prediction.total // 16) * 16
+           "set_by": "recorded total" if give == -(-prediction.total // m) * m
            else "planning room"}
     if out["set_by"] == "planning room":  # find the smallest arena that works (4-byte steps)
         lo, hi = prediction.total - 1, give

@@ -37,7 +37,6 @@ def _png_path(path: str | None) -> str | None:
 def _cmd_analyze(args) -> int:
     from tflm_vit import report
     from tflm_vit.memory import predict
-    from tflm_vit.memory.targets import get_target
     target = _target(args)
     _png_path(args.png)
     r = report.analyze(args.model)
@@ -46,7 +45,7 @@ def _cmd_analyze(args) -> int:
     else:
         print(report.format_report(r, with_ops=not args.no_ops))
         p = predict(args.model, target)
-        print(f"arena to give TFLM on {target}: {get_target(target).arena_to_give(p):,} bytes "
+        print(f"arena to give TFLM on {target}: {p.arena_to_give:,} bytes "
               f"(memory model: head {p.head:,} + tail {p.tail:,})")
     if args.png:
         report.plot_timeline(r, args.png)

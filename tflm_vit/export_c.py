@@ -111,7 +111,7 @@ constexpr unsigned int kModelSize = {len(data)};
 // The arena to give TFLM on {target.name}: what TFLM records for this model
 // ({prediction.total} bytes{", with its offline plan" if prediction.planned else ""}),
 // rounded as TFLM needs. Place it 16-byte aligned.
-constexpr size_t kArenaSize = {target.arena_to_give(prediction)};
+constexpr size_t kArenaSize = {prediction.arena_to_give};
 
 {decl}
 }}  // namespace {ns}
@@ -132,7 +132,7 @@ alignas(16) const unsigned char kModel[] = {{{array}
 {body}
 }}  // namespace {ns}
 """
-    return FirmwareSource(header, source, target.arena_to_give(prediction), builtins, custom)
+    return FirmwareSource(header, source, prediction.arena_to_give, builtins, custom)
 
 
 def export_c(model, out_stem, target: str = "cortex-m") -> FirmwareSource:

@@ -9,7 +9,7 @@ from tflm_vit.memory.check import check_plan
 from tflm_vit.memory.offline_plan import write_plan
 from tflm_vit.memory.planner import Plan, plan_exact, plan_heuristic
 from tflm_vit.memory.predict import MemoryPrediction, predict, predict_info
-from tflm_vit.memory.targets import DEFAULT_TARGET, Target, get_target
+from tflm_vit.memory.targets import DEFAULT_TARGET, get_target
 from tflm_vit.tflite_model import load_model, parse_model
 
 
@@ -18,14 +18,13 @@ class PlannedModel:
     model: bytes
     plan: Plan
     before: MemoryPrediction  # the model as given (TFLM's own planner, or its old plan)
-    after: MemoryPrediction  # with our plan
-    target: Target = None  # the build of TFLM the figures are for
+    after: MemoryPrediction  # with our plan, on the target plan_model was given
 
     @property
     def arena_size(self) -> int:
         """The arena to give TFLM on the target: what it will record (or, for tiny
         models, the room it needs while planning), rounded as the target needs."""
-        return (self.target or get_target(DEFAULT_TARGET)).arena_to_give(self.after)
+        return self.after.arena_to_give
 
 
 def plan_model(model, budget: int | None = None, exact: bool = False,
@@ -46,7 +45,7 @@ def plan_model(model, budget: int | None = None, exact: bool = False,
     after = predict_info(parse_model(out), len(out), target)
     if after.head != plan.head:
         raise PlanError(f"internal: planned head {plan.head} but TFLM would use {after.head}")
-    result = PlannedModel(out, plan, before, after, target)
+    result = PlannedModel(out, plan, before, after)
     if budget is not None and result.arena_size > budget:
         raise PlanError(
             f"the model needs an arena of {result.arena_size:,} bytes on {target.name} with "

@@ -57,6 +57,11 @@ class MemoryPrediction:
         return max(self.total, -(-self.planning_need // 16) * 16)
 
     @property
+    def arena_to_give(self) -> int:
+        """arena_size rounded as TFLM needs on this prediction's target (targets.py)."""
+        return get_target(self.target).arena_to_give(self)
+
+    @property
     def lower_bound(self) -> int:
         """Bound on the whole arena: the head bound plus the (plan-independent) tail."""
         return self.head_lower_bound + self.tail
