@@ -174,7 +174,7 @@ def _check_convertible(info) -> None:
 
 
 def convert(model, *, fuse_mlp: bool = True, gelu: str = "table",
-            sqrt_iterations: int | None = None, sub_patch: int | None = None,
+            sqrt_iterations: int | None = None, overwrite_image: bool = True,
             keep_unmapped: bool = False, verify: bool = True, samples=None) -> Conversion:
     """Rewrites `model` (path or bytes of an exported int8 ViT) onto our ops.
 
@@ -186,20 +186,14 @@ def convert(model, *, fuse_mlp: bool = True, gelu: str = "table",
     # The kernel's range (tv_layernorm_validate); 0 is refused, not taken as the default.
     if sqrt_iterations is not None and not 1 <= sqrt_iterations <= 64:
         raise ConversionError(f"sqrt_iterations must be in [1, 64], got {sqrt_iterations}")
-    if sub_patch is not None and sub_patch < 1:
-        raise ConversionError(f"sub_patch must be >= 1, got {sub_patch}")
     data, info = load_model(model)
     _check_convertible(info)
     settings = Settings(fuse_mlp=fuse_mlp, gelu=gelu,
                         sqrt_iterations=(Settings.sqrt_iterations if sqrt_iterations is None
                                          else sqrt_iterations),
-                        sub_patch=sub_patch)
+                        overwrite_image=overwrite_image)
     editable = mio.read(data)
     groups, left = _plan(info, Rewriter(editable, settings), settings, strict=not keep_unmapped)
-    # A setting the user gave that an op cannot take is an error, not a silent skip.
-    for l in left:
-        if sub_patch is not None and "sub_patch" in l.reason:
-            raise ConversionError(f"--sub-patch {sub_patch}: {l.reason} (ops {list(l.ops)})")
     for g in groups:  # remember original indices before the build renumbers tensors
         for op in g.new_ops:
             op.stock_output = op.output._index

@@ -61,7 +61,9 @@ class Settings:
     fuse_mlp: bool = True
     gelu: str = "table"  # "table" (exact) or "shift" (MCUFormer-style approximation)
     sqrt_iterations: int = ln.DEFAULT_SQRT_ITERATIONS
-    sub_patch: int | None = None  # None: the largest proper divisor <= 4, or 1
+    # The patch embedding may write its tokens over the image (TFLM's input tensor is
+    # then consumed by inference); False keeps the image intact.
+    overwrite_image: bool = True
 
 
 class Rewriter:
@@ -310,13 +312,13 @@ class Rewriter:
         sy, zy = mio.quant(y, "patch embedding output")
 
         mult, shift = quantize_multipliers(sx * mio.channel_scales(w, d) / sy)
-        sub = self.settings.sub_patch or pe.default_sub_patch(p_h)
-        if p_h % sub:
-            raise Unmappable(f"sub_patch {sub} does not divide patch {p_h}")
+        split, lead = pe.overwrite_layout(h, wd, c, p_h, d)
+        if not self.settings.overwrite_image:
+            split, lead = 0, pe.NO_OVERWRITE
         bias = mio.const(b)
         blob = options.pack("TV_PATCH_EMBED", dict(
-            height=h, width=wd, in_channels=c, patch=p_h, out_channels=d, sub_patch=sub,
-            input_offset=-zx, output_offset=zy))
+            height=h, width=wd, in_channels=c, patch=p_h, out_channels=d,
+            first_band_split=split, output_lead=lead, input_offset=-zx, output_offset=zy))
         table = np.stack([mult, shift]).astype(np.int32)
         return NewOp("TV_PATCH_EMBED", [image, w, mio.new_const(f"{name}/requant", table), b], y,
                      blob, reshape,

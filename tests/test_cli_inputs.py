@@ -32,11 +32,11 @@ def test_sqrt_iterations_zero_is_refused_not_defaulted(r0_path, tmp_path, capsys
     assert not (tmp_path / "c.tflite").exists()
 
 
-def test_sub_patch_that_does_not_divide_the_patch_is_an_error(r0_path, tmp_path, capsys):
-    line = _error(capsys, "convert", r0_path, "-o", tmp_path / "c.tflite", "--sub-patch", 3)
-    assert line.startswith("tflm-vit convert: error: --sub-patch 3:")
-    assert "does not divide patch 4" in line
-    assert not (tmp_path / "c.tflite").exists()
+@pytest.mark.parametrize("limit", ["0", "-1", "nan"])
+def test_plan_time_limit_must_be_positive(r0_path, tmp_path, capsys, limit):
+    line = _error(capsys, "plan", r0_path, "-o", tmp_path / "p.tflite", "--time-limit", limit)
+    assert line == f"tflm-vit plan: error: --time-limit must be > 0 seconds, got {float(limit):g}"
+    assert not (tmp_path / "p.tflite").exists()
 
 
 @pytest.mark.parametrize("png", ["m.tflite", "t.txt", "timeline"])

@@ -78,7 +78,8 @@ def test_layernorm_and_gelu_within_one_lsb_of_float_then_quantise(converted):
 
 def test_unfused_and_shift_gelu_conversions_verify(converted):
     model, _, _, images = converted["low_rank_2heads"]
-    result = convert(model, fuse_mlp=False, gelu="shift", sub_patch=1, samples=images[:3])
+    result = convert(model, fuse_mlp=False, gelu="shift", overwrite_image=False,
+                     samples=images[:3])
     counts = result.op_counts()
     assert counts["TV_GELU"] == 2 and counts["TV_LOW_RANK_LINEAR"] >= 1
     assert "TV_MLP" not in counts

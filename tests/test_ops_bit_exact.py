@@ -125,9 +125,9 @@ def test_mlp(seed, tokens, d, hidden, rank, low_up, low_down, in_place):
 
 
 @FAST
-@given(SEED, st.sampled_from([1, 2, 4, 8, 16]), st.integers(1, 3), st.integers(1, 3),
-       st.integers(1, 4), st.integers(1, 24), st.booleans())
-def test_patch_embed_every_decomposition(seed, patch, gh, gw, c, d, bias):
+@given(SEED, st.sampled_from([1, 2, 4, 8, 16]), st.integers(1, 4), st.integers(1, 5),
+       st.integers(1, 4), st.integers(1, 40), st.booleans())
+def test_patch_embed_in_every_order_and_over_its_image(seed, patch, gh, gw, c, d, bias):
     rng = np.random.default_rng(seed)
     img = _x(rng, gh * patch, gw * patch, c)
     w = rng.integers(-127, 128, (d, patch, patch, c)).astype(np.int8)
@@ -135,16 +135,65 @@ def test_patch_embed_every_decomposition(seed, patch, gh, gw, c, d, bias):
     mult, shift = fp.quantize_multipliers(rng.uniform(1e-4, 1e-2, d))
     zi, zo = int(rng.integers(-127, 129)), int(rng.integers(-128, 128))
     want = PE.patch_embed_ref(img, w, b, mult, shift, zi, zo)
-    for sub in [s for s in range(1, patch + 1) if patch % s == 0]:
-        assert np.array_equal(K.patch_embed(img, w, b, mult, shift, zi, zo, sub), want)
+    for split in range(gw + 1):
+        assert np.array_equal(K.patch_embed(img, w, b, mult, shift, zi, zo, split), want)
+    split, lead = PE.overwrite_layout(gh * patch, gw * patch, c, patch, d)
+    if lead != PE.NO_OVERWRITE:
+        got = K.patch_embed(img, w, b, mult, shift, zi, zo, split, lead, in_place=True)
+        assert np.array_equal(got, want)
 
 
-def test_patch_embed_scratch_is_a_fraction_of_im2col():
-    # R2's stem: patch 16, 3 channels, 160 outputs; the column buffer shrinks 16x.
-    sub = PE.default_sub_patch(16)
-    assert sub == 4
-    assert PE.scratch_bytes(160, 3, sub) < 0.5 * PE.im2col_bytes(160, 3, 16)
-    assert (PE.im2col_bytes(160, 3, 16) - 640) == 16 * (PE.scratch_bytes(160, 3, sub) - 640)
+def _simulate_overwrite(h, w, c, p, d, split, lead) -> bool:
+    """Byte by byte, in the kernel's order: does any token land on image bytes a later
+    token still reads? (An independent check of overwrite_is_safe.)"""
+    gw = w // p
+    order = PE.token_order(h // p, gw, split)
+    owner = np.empty((h, w), np.int64)  # token reading each pixel
+    for y in range(h):
+        for x in range(w):
+            owner[y, x] = (y // p) * gw + x // p
+    step_of = {int(t): k for k, t in enumerate(order)}
+    last_read = np.repeat(np.vectorize(step_of.get)(owner).reshape(-1), c)
+    for k, t in enumerate(order):
+        lo, hi = max(0, t * d - lead), min(h * w * c, (t + 1) * d - lead)
+        if lo < hi and last_read[lo:hi].max() > k:
+            return False
+    return True
+
+
+@pytest.mark.parametrize("shape", [(16, 16, 3, 4, 40), (12, 20, 1, 4, 10), (24, 24, 3, 8, 100),
+                                   (14, 28, 1, 7, 32), (32, 32, 3, 4, 47)])
+def test_overwrite_layout_is_the_least_safe_lead(shape):
+    h, w, c, p, d = shape
+    split, lead = PE.overwrite_layout(*shape)
+    assert lead != PE.NO_OVERWRITE and lead % 16 == 0
+    assert _simulate_overwrite(h, w, c, p, d, split, lead)
+    # No smaller lead is safe with any split.
+    for s in range(w // p + 1):
+        for smaller in range(0, lead, 16):
+            assert not _simulate_overwrite(h, w, c, p, d, s, smaller)
+
+
+def test_no_overwrite_when_tokens_outgrow_their_image_rows():
+    # R0's stem: 64 outputs from 4 x 4 x 3 = 48 image bytes per patch.
+    assert PE.overwrite_layout(32, 32, 3, 4, 64) == (0, PE.NO_OVERWRITE)
+    assert PE.overwrite_layout(32, 32, 3, 4, 48)[1] == PE.NO_OVERWRITE
+    # R2's stem: the tokens start 1,200 bytes before the image.
+    assert PE.overwrite_layout(240, 240, 3, 16, 160) == (10, 1200)
+
+
+def test_patch_embed_refuses_an_overlap_it_was_not_laid_out_for():
+    rng = np.random.default_rng(0)
+    img, w = _x(rng, 8, 8, 3), rng.integers(-127, 128, (8, 4, 4, 3)).astype(np.int8)
+    mult, shift = fp.quantize_multipliers(np.full(8, 1e-3))
+    with pytest.raises(ValueError, match="output_lead given but out_channels >= patch"):
+        K.patch_embed(img, np.zeros((48, 4, 4, 3), np.int8), None, np.ones(48, np.int32),
+                      np.zeros(48, np.int32), 0, 0, 0, 0, in_place=True)
+    split, lead = PE.overwrite_layout(8, 8, 3, 4, 8)
+    with pytest.raises(ValueError, match="overlaps the image other than output_lead"):
+        # Told one lead, laid out with another.
+        K.patch_embed(img, w, None, mult, shift, 0, 0, split, lead, in_place=True,
+                      placed_lead=lead + 16)
 
 
 def test_bad_shapes_and_parameters_are_named():
@@ -158,7 +207,7 @@ def test_bad_shapes_and_parameters_are_named():
     bad = L.Stage(s.weights, s.bias, s.multipliers, s.shifts, 300, 0)
     with pytest.raises(ValueError, match="input_offset"):
         K.linear(_x(rng, 3, 8), bad.as_tuple())
-    with pytest.raises(ValueError, match="sub_patch must divide patch"):
+    with pytest.raises(ValueError, match="first_band_split must be in"):
         w = np.zeros((2, 4, 4, 1), np.int8)
         K.patch_embed(np.zeros((8, 8, 1), np.int8), w, None, np.ones(2, np.int32),
                       np.zeros(2, np.int32), 0, 0, 3)

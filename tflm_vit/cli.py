@@ -57,7 +57,8 @@ def _cmd_convert(args) -> int:
     from tflm_vit.converters.convert import convert
     from tflm_vit.converters.summary import format_conversion
     result = convert(args.model, fuse_mlp=not args.no_fuse_mlp, gelu=args.gelu,
-                     sqrt_iterations=args.sqrt_iterations, sub_patch=args.sub_patch,
+                     sqrt_iterations=args.sqrt_iterations,
+                     overwrite_image=not args.keep_image,
                      keep_unmapped=args.keep_unmapped, verify=not args.no_verify)
     with open(args.output, "wb") as f:
         f.write(result.model)
@@ -70,10 +71,18 @@ def _cmd_plan(args) -> int:
     from tflm_vit import runtime
     from tflm_vit.memory import plan_model
     target = _target(args)
-    result = plan_model(args.model, budget=args.budget, exact=args.exact, target=target)
+    from tflm_vit.errors import PlanError
+    from tflm_vit.memory.api import exact_summary
+    from tflm_vit.memory.planner import DEFAULT_TIME_LIMIT_S
+    limit = DEFAULT_TIME_LIMIT_S if args.time_limit is None else args.time_limit
+    if not limit > 0:
+        raise PlanError(f"--time-limit must be > 0 seconds, got {args.time_limit:g}")
+    result = plan_model(args.model, budget=args.budget, exact=args.exact,
+                        time_limit_s=limit, target=target)
     b, a = result.before, result.after
-    print(f"plan ({result.plan.method}): {len(result.plan.chains)} chains of tensors "
-          f"sharing bytes (token overwriting); figures for {target}")
+    print(f"plan ({result.plan.method}; {exact_summary(result.plan)}): "
+          f"{len(result.plan.chains)} chains of tensors sharing bytes (token "
+          f"overwriting); figures for {target}")
     print(f"  arena before: {b.total:>10,} bytes (head {b.head:,} + tail {b.tail:,})")
     if target == "wheel":
         measured = runtime.allocations(result.model).total
@@ -250,6 +259,7 @@ def _cmd_export(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from tflm_vit.memory.planner import DEFAULT_TIME_LIMIT_S
     p = argparse.ArgumentParser(prog="tflm-vit", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -299,7 +309,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--no-fuse-mlp", action="store_true",
                    help="separate linear / GELU / linear ops instead of TV_MLP")
     c.add_argument("--sqrt-iterations", type=int, help="LayerNorm Newton iterations")
-    c.add_argument("--sub-patch", type=int, help="patch-embedding sub-kernel size")
+    c.add_argument("--keep-image", action="store_true",
+                   help="the patch embedding writes its tokens beside the image, not over "
+                        "it (more arena; the input tensor survives inference)")
     c.add_argument("--keep-unmapped", action="store_true",
                    help="leave ops outside any known pattern instead of failing")
     c.add_argument("--no-verify", action="store_true", help="skip the in-TFLM verification")
@@ -313,8 +325,14 @@ def build_parser() -> argparse.ArgumentParser:
                     help="fail unless the arena fits: bytes, or with a unit (320KB; KB = "
                          "KiB = 1024 bytes)")
     target_args(pl, "wheel")
-    pl.add_argument("--exact", action="store_true",
-                    help="optimal placement with CP-SAT (small graphs only)")
+    how = pl.add_mutually_exclusive_group()
+    how.add_argument("--exact", dest="exact", action="store_true", default=None,
+                     help="always run CP-SAT (by default it runs only when the heuristic "
+                          "is above the lower bound)")
+    how.add_argument("--heuristic", dest="exact", action="store_false",
+                     help="the first-fit heuristic alone, no CP-SAT")
+    pl.add_argument("--time-limit", type=float, default=None, metavar="S",
+                    help=f"CP-SAT's time limit in seconds (default {DEFAULT_TIME_LIMIT_S:g})")
     pl.set_defaults(fn=_cmd_plan)
 
     a = sub.add_parser("analyze", help="TFLM arena/flash report of a .tflite model")

@@ -30,8 +30,8 @@ typedef enum {
                            // score_shift, out_mult, out_shift, output_offset
   TV_OP_MLP = 6,           // tokens, up_count, down_count, then per stage (up..., down...):
                            // in, out, input_offset, output_offset
-  TV_OP_PATCH_EMBED = 7,   // height, width, in_channels, patch, out_channels, sub_patch,
-                           // input_offset, output_offset
+  TV_OP_PATCH_EMBED = 7,   // height, width, in_channels, patch, out_channels,
+                           // first_band_split, output_lead, input_offset, output_offset
 } tv_op_kind;
 
 typedef struct {

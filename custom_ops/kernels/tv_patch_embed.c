@@ -13,7 +13,14 @@ tv_status tv_patch_embed_validate(const tv_patch_embed_params* p, const char** w
   TV_REQUIRE(p->width > 0 && p->width % p->patch == 0, "width must be a multiple of patch");
   TV_REQUIRE(p->in_channels > 0, "in_channels must be > 0");
   TV_REQUIRE(p->out_channels > 0, "out_channels must be > 0");
-  TV_REQUIRE(p->sub_patch > 0 && p->patch % p->sub_patch == 0, "sub_patch must divide patch");
+  TV_REQUIRE(p->first_band_split >= 0 && p->first_band_split <= p->width / p->patch,
+             "first_band_split must be in [0, width / patch]");
+  TV_REQUIRE(p->output_lead >= TV_PATCH_EMBED_NO_OVERWRITE,
+             "output_lead must be >= 0 (or -1: no overwrite)");
+  TV_REQUIRE(p->output_lead == TV_PATCH_EMBED_NO_OVERWRITE ||
+                 p->out_channels < p->patch * p->patch * p->in_channels,
+             "output_lead given but out_channels >= patch^2 * in_channels: the tokens are "
+             "larger than the image bytes they come from, so they cannot overwrite it");
   TV_REQUIRE(p->input_offset >= -127 && p->input_offset <= 128,
              "input_offset must be in [-127, 128]");
   TV_REQUIRE(p->output_offset >= -128 && p->output_offset <= 127,
@@ -27,47 +34,49 @@ tv_status tv_patch_embed_validate(const tv_patch_embed_params* p, const char** w
 }
 
 size_t tv_patch_embed_scratch_size(const tv_patch_embed_params* p) {
-  return (size_t)p->out_channels * sizeof(int32_t) +
-         (size_t)p->sub_patch * (size_t)p->sub_patch * (size_t)p->in_channels;
+  return (size_t)p->out_channels;
+}
+
+// The token computed at step `step` of the order described in the header.
+static int32_t token_at(const tv_patch_embed_params* p, int32_t grid_w, int32_t step) {
+  if (step >= grid_w) return step;
+  return step < p->first_band_split ? step : grid_w - 1 - (step - p->first_band_split);
 }
 
 tv_status tv_patch_embed_s8(const tv_patch_embed_params* p, const int8_t* input,
                             int8_t* output, void* scratch, const char** what) {
   if (tv_patch_embed_validate(p, what) != TV_OK) return TV_ARG_ERROR;
   TV_REQUIRE(input && output && scratch, "input, output or scratch is NULL");
-  const int32_t P = p->patch, s = p->sub_patch, C = p->in_channels;
+  const int32_t P = p->patch, C = p->in_channels, D = p->out_channels;
   const int32_t grid_w = p->width / P, tokens = (p->height / P) * grid_w;
-  const int32_t run = s * C;  // one sub-kernel row: contiguous in NHWC and in OHWI
-  int32_t* acc = (int32_t*)scratch;
-  int8_t* col = (int8_t*)scratch + (size_t)p->out_channels * sizeof(int32_t);
-  for (int32_t t = 0; t < tokens; ++t) {
-    const int32_t y0 = (t / grid_w) * P, x0 = (t % grid_w) * P;
-    for (int32_t o = 0; o < p->out_channels; ++o) acc[o] = p->bias ? p->bias[o] : 0;
-    for (int32_t by = 0; by < P; by += s) {
-      for (int32_t bx = 0; bx < P; bx += s) {
-        // Gather the sub-kernel's s x s x C input block.
-        for (int32_t sy = 0; sy < s; ++sy) {
-          memcpy(col + (size_t)sy * run,
-                 input + ((size_t)(y0 + by + sy) * p->width + (size_t)(x0 + bx)) * C,
-                 (size_t)run);
-        }
-        for (int32_t o = 0; o < p->out_channels; ++o) {
-          const int8_t* w = p->weights + (size_t)o * P * P * C;
-          int32_t sum = 0;
-          for (int32_t sy = 0; sy < s; ++sy) {
-            const int8_t* wr = w + ((size_t)(by + sy) * P + (size_t)bx) * C;
-            const int8_t* cr = col + (size_t)sy * run;
-            for (int32_t i = 0; i < run; ++i) sum += (int32_t)wr[i] * ((int32_t)cr[i] + p->input_offset);
-          }
-          acc[o] += sum;
-        }
+  const size_t in_bytes = (size_t)p->height * p->width * C, out_bytes = (size_t)tokens * D;
+  const uintptr_t in = (uintptr_t)input, out = (uintptr_t)output;
+  if (out < in + in_bytes && in < out + out_bytes) {
+    TV_REQUIRE(p->output_lead != TV_PATCH_EMBED_NO_OVERWRITE &&
+                   out + (uintptr_t)p->output_lead == in,
+               "output overlaps the image other than output_lead bytes before it");
+  }
+  const int32_t run = P * C;  // one patch row: contiguous in NHWC and in OHWI
+  const size_t row_stride = (size_t)p->width * C;
+  int8_t* staged = (int8_t*)scratch;
+  for (int32_t step = 0; step < tokens; ++step) {
+    const int32_t t = token_at(p, grid_w, step);
+    const int8_t* patch = input + (size_t)(t / grid_w) * P * row_stride + (size_t)(t % grid_w) * run;
+    for (int32_t o = 0; o < D; ++o) {
+      const int8_t* w = p->weights + (size_t)o * P * run;
+      int32_t acc = p->bias ? p->bias[o] : 0;
+      for (int32_t y = 0; y < P; ++y) {
+        const int8_t* wr = w + (size_t)y * run;
+        const int8_t* xr = patch + (size_t)y * row_stride;
+        int32_t sum = 0;
+        for (int32_t i = 0; i < run; ++i) sum += (int32_t)wr[i] * ((int32_t)xr[i] + p->input_offset);
+        acc += sum;
       }
-    }
-    int8_t* out = output + (size_t)t * p->out_channels;
-    for (int32_t o = 0; o < p->out_channels; ++o) {
       const tv_quant_multiplier q = {p->multipliers[o], p->shifts[o]};
-      out[o] = clamp_s8(tv_requantize(acc[o], q) + p->output_offset);
+      staged[o] = clamp_s8(tv_requantize(acc, q) + p->output_offset);
     }
+    // The whole patch has been read: the token may now land on its own bytes.
+    memcpy(output + (size_t)t * D, staged, (size_t)D);
   }
   return TV_OK;
 }

@@ -5,6 +5,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <cstring>
 #include <stdexcept>
 #include <string>
@@ -259,7 +260,8 @@ I8 Mlp(const I8& x, const std::vector<py::tuple>& up, const I8& table,
 
 I8 PatchEmbed(const I8& image, const I8& weights, const py::object& bias,
               const I32& multipliers, const I32& shifts, int32_t input_offset,
-              int32_t output_offset, int32_t sub_patch) {
+              int32_t output_offset, int32_t first_band_split, int32_t output_lead,
+              bool in_place, int32_t placed_lead) {
   Require(image.ndim() == 3, "patch_embed: image must be 3-D [height, width, channels]");
   Require(weights.ndim() == 4 && weights.shape(1) == weights.shape(2) &&
               weights.shape(3) == image.shape(2),
@@ -276,15 +278,31 @@ I8 PatchEmbed(const I8& image, const I8& weights, const py::object& bias,
                           static_cast<int32_t>(image.shape(2)),
                           static_cast<int32_t>(weights.shape(1)),
                           static_cast<int32_t>(weights.shape(0)),
-                          sub_patch, input_offset, output_offset, weights.data(),
+                          first_band_split, output_lead, input_offset, output_offset,
+                          weights.data(),
                           bias.is_none() ? nullptr : b.data(), multipliers.data(), shifts.data()};
   const char* what = nullptr;
   Check(tv_patch_embed_validate(&p, &what), "patch_embed", &what);
   const py::ssize_t tokens = (p.height / p.patch) * (p.width / p.patch);
+  const size_t out_bytes = static_cast<size_t>(tokens) * p.out_channels;
   I8 out({tokens, static_cast<py::ssize_t>(p.out_channels)});
   std::vector<uint8_t> scratch(tv_patch_embed_scratch_size(&p));
-  Check(tv_patch_embed_s8(&p, image.data(), out.mutable_data(), scratch.data(), &what),
+  if (!in_place) {
+    Check(tv_patch_embed_s8(&p, image.data(), out.mutable_data(), scratch.data(), &what),
+          "patch_embed", &what);
+    return out;
+  }
+  // One buffer as the planner lays it out: the output output_lead bytes before the
+  // image, the image overwritten as the kernel goes.
+  // (placed_lead, when >= 0, lays it out with another lead than the kernel is told.)
+  const int32_t lead = placed_lead >= 0 ? placed_lead : output_lead;
+  Require(lead >= 0, "patch_embed: in_place needs an output_lead >= 0");
+  const size_t image_bytes = static_cast<size_t>(image.size());
+  std::vector<int8_t> arena(std::max(image_bytes + lead, out_bytes));
+  std::memcpy(arena.data() + lead, image.data(), image_bytes);
+  Check(tv_patch_embed_s8(&p, arena.data() + lead, arena.data(), scratch.data(), &what),
         "patch_embed", &what);
+  std::memcpy(out.mutable_data(), arena.data(), out_bytes);
   return out;
 }
 
@@ -322,7 +340,9 @@ PYBIND11_MODULE(_kernels, m) {
         py::arg("in_place") = false);
   m.def("patch_embed", &PatchEmbed, py::arg("image"), py::arg("weights"), py::arg("bias"),
         py::arg("multipliers"), py::arg("shifts"), py::arg("input_offset"),
-        py::arg("output_offset"), py::arg("sub_patch"));
+        py::arg("output_offset"), py::arg("first_band_split") = 0,
+        py::arg("output_lead") = -1, py::arg("in_place") = false,
+        py::arg("placed_lead") = -1);
   m.def("parse_options", &ParseOptions, py::arg("blob"), py::arg("kind"),
         py::arg("expected_fields") = -1);
 }

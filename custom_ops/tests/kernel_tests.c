@@ -3,7 +3,7 @@
 // the NumPy references is tested from Python; these check, under the sanitizers,
 // that every kernel stays inside its buffers over random shapes, that in-place
 // (token-overwriting) runs equal out-of-place runs, that fused kernels equal their
-// unfused chains, that the decomposition does not change the patch embedding, and
+// unfused chains, that the token order does not change the patch embedding, and
 // that bad arguments and option blobs are refused with a message.
 #include <stdio.h>
 #include <stdlib.h>
@@ -221,24 +221,33 @@ static void test_patch_embed(void) {
     int8_t* w = rnd_s8((size_t)d * P * P * c);
     int32_t *m = (int32_t*)malloc(4 * d), *sh = (int32_t*)malloc(4 * d), *b = (int32_t*)malloc(4 * d);
     for (int32_t o = 0; o < d; ++o) { m[o] = rnd_range(1 << 30, 2147483647); sh[o] = rnd_range(-14, -6); b[o] = rnd_range(-5000, 5000); }
-    tv_patch_embed_params p = {gh * P, gw * P, c, P, d, P, rnd_range(-127, 128), rnd_range(-128, 127), w, b, m, sh};
-    int8_t* img = rnd_s8((size_t)gh * P * gw * P * c);
-    int8_t* whole = (int8_t*)malloc((size_t)gh * gw * d);
-    int8_t* part = (int8_t*)malloc((size_t)gh * gw * d);
+    tv_patch_embed_params p = {gh * P, gw * P, c, P, d, 0, TV_PATCH_EMBED_NO_OVERWRITE,
+                               rnd_range(-127, 128), rnd_range(-128, 127), w, b, m, sh};
+    const size_t image_bytes = (size_t)gh * P * gw * P * c, out_bytes = (size_t)gh * gw * d;
+    int8_t* img = rnd_s8(image_bytes);
+    int8_t* first = (int8_t*)malloc(out_bytes);
+    int8_t* other = (int8_t*)malloc(out_bytes);
     void* s1 = malloc(tv_patch_embed_scratch_size(&p));
     const char* what = NULL;
-    CHECK(tv_patch_embed_s8(&p, img, whole, s1, &what) == TV_OK, "patch: %s", what);
-    for (int32_t sub = 1; sub < P; sub *= 2) {
-      p.sub_patch = sub;
-      void* s2 = malloc(tv_patch_embed_scratch_size(&p));
-      CHECK(tv_patch_embed_s8(&p, img, part, s2, &what) == TV_OK, "%s", what);
-      CHECK(memcmp(whole, part, (size_t)gh * gw * d) == 0, "sub_patch %d differs", sub);
-      free(s2);
+    CHECK(tv_patch_embed_s8(&p, img, first, s1, &what) == TV_OK, "patch: %s", what);
+    // The order never changes a bit.
+    for (int32_t split = 1; split <= gw; ++split) {
+      p.first_band_split = split;
+      CHECK(tv_patch_embed_s8(&p, img, other, s1, &what) == TV_OK, "%s", what);
+      CHECK(memcmp(first, other, out_bytes) == 0, "first_band_split %d differs", (int)split);
     }
-    p.sub_patch = 3;
-    CHECK(P % 3 == 0 || (tv_patch_embed_validate(&p, &what) == TV_ARG_ERROR && strstr(what, "sub_patch")),
-          "bad sub_patch not named");
-    free(w); free(m); free(sh); free(b); free(img); free(whole); free(part); free(s1);
+    // An output overlapping the image where no lead allows it is refused.
+    p.first_band_split = 0;
+    int8_t* shared = (int8_t*)malloc(image_bytes + out_bytes);
+    memcpy(shared, img, image_bytes);
+    CHECK(tv_patch_embed_s8(&p, shared, shared, s1, &what) == TV_ARG_ERROR &&
+              strstr(what, "overlaps the image"),
+          "unsafe overlap not refused");
+    p.first_band_split = gw + 1;
+    CHECK(tv_patch_embed_validate(&p, &what) == TV_ARG_ERROR && strstr(what, "first_band_split"),
+          "bad first_band_split not named");
+    free(shared);
+    free(w); free(m); free(sh); free(b); free(img); free(first); free(other); free(s1);
   }
 }
 

@@ -243,12 +243,14 @@ static tv_status run_case(tape* t, int32_t kind, int8_t* out, int32_t out_bytes,
     }
     case KIND_PATCH_EMBED: {
       tv_patch_embed_params p;
+      const int32_t in_place = next_i32(t);
       p.height = next_i32(t);
       p.width = next_i32(t);
       p.in_channels = next_i32(t);
       p.patch = next_i32(t);
       p.out_channels = next_i32(t);
-      p.sub_patch = next_i32(t);
+      p.first_band_split = next_i32(t);
+      p.output_lead = next_i32(t);
       p.input_offset = next_i32(t);
       p.output_offset = next_i32(t);
       const int8_t* image = (const int8_t*)next_array(t, &n);
@@ -260,7 +262,19 @@ static tv_status run_case(tape* t, int32_t kind, int8_t* out, int32_t out_bytes,
       tv_status s = tv_patch_embed_validate(&p, what);
       if (s != TV_OK) return s;
       void* scratch = malloc(tv_patch_embed_scratch_size(&p) + 1);
-      s = tv_patch_embed_s8(&p, image, out, scratch, what);
+      if (in_place) {
+        // The planner's layout: the tokens start output_lead bytes before the image
+        // and overwrite it.
+        const size_t image_bytes = (size_t)p.height * p.width * p.in_channels;
+        const size_t need = image_bytes + (size_t)p.output_lead;
+        int8_t* buf = (int8_t*)malloc(need > (size_t)out_bytes ? need : (size_t)out_bytes);
+        memcpy(buf + p.output_lead, image, image_bytes);
+        s = tv_patch_embed_s8(&p, buf + p.output_lead, buf, scratch, what);
+        memcpy(out, buf, (size_t)out_bytes);
+        free(buf);
+      } else {
+        s = tv_patch_embed_s8(&p, image, out, scratch, what);
+      }
       free(scratch);
       return s;
     }

@@ -1,5 +1,7 @@
 // TV_PATCH_EMBED: the patch-embedding convolution (kernel = stride = patch, valid
-// padding) decomposed into sub-kernels; output is [.., tokens, out_channels].
+// padding), read in place from the image; output is [.., tokens, out_channels]. The
+// output may start `output_lead` bytes before the image and overwrite it (the offline
+// plan puts it there): the image tensor is consumed by inference.
 // Inputs: image [1, H, W, C], weights [D, P, P, C], requantisation [2, D], bias [D]
 // (optional).
 #include "op_common.h"
@@ -13,8 +15,8 @@ namespace tv_tflm {
 namespace {
 
 constexpr char kOp[] = "TV_PATCH_EMBED";
-enum { kHeight, kWidth, kInChannels, kPatch, kOutChannels, kSubPatch, kInputOffset,
-       kOutputOffset, kFields };
+enum { kHeight, kWidth, kInChannels, kPatch, kOutChannels, kFirstBandSplit, kOutputLead,
+       kInputOffset, kOutputOffset, kFields };
 
 void* Init(Context* context, const char* buffer, size_t length) {
   return ParseOptions(context, kOp, TV_OP_PATCH_EMBED, kFields, buffer, length);
@@ -28,7 +30,8 @@ tv_patch_embed_params Params(const Context* context, const Node* node, const int
   p.in_channels = f[kInChannels];
   p.patch = f[kPatch];
   p.out_channels = f[kOutChannels];
-  p.sub_patch = f[kSubPatch];
+  p.first_band_split = f[kFirstBandSplit];
+  p.output_lead = f[kOutputLead];
   p.input_offset = f[kInputOffset];
   p.output_offset = f[kOutputOffset];
   p.weights = Data<int8_t>(Input(context, node, 1));

@@ -1,21 +1,26 @@
 """Which op outputs may occupy their input's bytes (token overwriting), and where.
 
-An op declares, per (input, output) pair, that its output may start exactly where that
-input starts: the kernel reads each token (or element) before anything overwrites it.
-The planner uses a pair only when the input is not read by any later op. Everything
-else must never share bytes with a buffer alive at the same time.
+An op declares, per (input, output) pair, where its output may start relative to that
+input: `lead` bytes before it (0: at the same byte). The kernel reads every byte before
+anything overwrites it. The planner uses a pair only when the input is not read by any
+later op. Everything else must never share bytes with a buffer alive at the same time.
 
 - TV_LINEAR, TV_LOW_RANK_LINEAR, TV_MLP, TV_LAYERNORM, TV_GELU: output over input 0; the
   kernels walk tokens forward when the output is no longer than the input and backward
   otherwise, through a row buffer in scratch (custom_ops/kernels/tv_tokenwise.c).
 - TV_ATTENTION: output over q (input 0); each query row is read into scratch first, and
   row i of the output only ever overwrites row i of q.
+- TV_PATCH_EMBED: output over the image, starting the op's `output_lead` option bytes
+  before it, when the converter found room (tflm_vit/ops/patch_embed.py).
 - ADD (elementwise): output over any input of the same shape; element i is read before
   it is written.
 """
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
+from tflm_vit.ops.patch_embed import NO_OVERWRITE
 from tflm_vit.tflite_model import ModelInfo, OpInfo
 
 TOKENWISE = frozenset({"TV_LINEAR", "TV_LOW_RANK_LINEAR", "TV_MLP", "TV_LAYERNORM",
@@ -23,27 +28,44 @@ TOKENWISE = frozenset({"TV_LINEAR", "TV_LOW_RANK_LINEAR", "TV_MLP", "TV_LAYERNOR
 ELEMENTWISE = frozenset({"ADD"})
 
 
-def inplace_pairs(info: ModelInfo, op: OpInfo) -> list[tuple[int, int]]:
-    """(input tensor, output tensor) pairs whose bytes the op may share, best first."""
+class Overwrite(NamedTuple):
+    src: int  # the input tensor
+    dst: int  # the output tensor
+    lead: int  # the output starts this many bytes before the input (a multiple of 16)
+
+
+def inplace_pairs(info: ModelInfo, op: OpInfo) -> list[Overwrite]:
+    """The overwrites the op allows, best first."""
     if len(op.outputs) != 1:
         return []
     out = op.outputs[0]
     if op.name in TOKENWISE and op.inputs and op.inputs[0] >= 0:
-        return [(op.inputs[0], out)]
+        return [Overwrite(op.inputs[0], out, 0)]
+    if op.name == "TV_PATCH_EMBED" and op.inputs and op.inputs[0] >= 0:
+        from tflm_vit.memory.scratch import our_options
+        lead = our_options(info, op)["output_lead"]
+        return [] if lead == NO_OVERWRITE else [Overwrite(op.inputs[0], out, lead)]
     if op.name in ELEMENTWISE:
         shape = info.tensors[out].shape
-        return [(t, out) for t in op.inputs
+        return [Overwrite(t, out, 0) for t in op.inputs
                 if t >= 0 and not info.tensors[t].is_constant
                 and _same_elements(info.tensors[t].shape, shape)]
     return []
 
 
-def handoffs(info: ModelInfo, op: OpInfo, scopes: dict) -> list[tuple[int, int]]:
-    """The pairs of `inplace_pairs` that can really share bytes: the input is read by no
+def handoffs(info: ModelInfo, op: OpInfo, scopes: dict) -> list[Overwrite]:
+    """The overwrites of `inplace_pairs` that can really happen: the input is read by no
     later op and the output is born at this op (scopes: lifetimes.tensor_scopes)."""
     s = op.index + 1
-    return [(src, dst) for src, dst in inplace_pairs(info, op)
-            if src in scopes and dst in scopes and scopes[src][1] == s and scopes[dst][0] == s]
+    return [w for w in inplace_pairs(info, op)
+            if w.src in scopes and w.dst in scopes and scopes[w.src][1] == s
+            and scopes[w.dst][0] == s]
+
+
+def shared_bytes(src_size: int, dst_size: int, lead: int) -> int:
+    """Bytes an input and an output share when the output starts `lead` bytes before
+    the input."""
+    return max(0, min(src_size, dst_size - lead))
 
 
 def _same_elements(a: tuple, b: tuple) -> bool:

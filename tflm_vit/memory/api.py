@@ -7,7 +7,7 @@ import dataclasses
 from tflm_vit.errors import PlanError
 from tflm_vit.memory.check import check_plan
 from tflm_vit.memory.offline_plan import write_plan
-from tflm_vit.memory.planner import Plan, plan_exact, plan_heuristic
+from tflm_vit.memory.planner import DEFAULT_TIME_LIMIT_S, Plan, plan
 from tflm_vit.memory.predict import MemoryPrediction, predict, predict_info
 from tflm_vit.memory.targets import DEFAULT_TARGET, get_target
 from tflm_vit.tflite_model import load_model, parse_model
@@ -27,28 +27,45 @@ class PlannedModel:
         return self.after.arena_to_give
 
 
-def plan_model(model, budget: int | None = None, exact: bool = False,
-               time_limit_s: float = 30.0, target=DEFAULT_TARGET) -> PlannedModel:
+def plan_model(model, budget: int | None = None, exact: bool | None = None,
+               time_limit_s: float = DEFAULT_TIME_LIMIT_S,
+               target=DEFAULT_TARGET) -> PlannedModel:
     """Plans `model` (path or bytes) and writes the plan into it. With `budget` (bytes of
     arena on `target`: "wheel", "cortex-m", "cortex-m-cmsis-nn"), a plan that needs more
-    raises PlanError naming the budget, the planned size and the lower bound.
-    exact=True uses CP-SAT (small graphs only). The plan (the head) is the same on every
-    target; the arena to give TFLM differs by the target's tail."""
+    raises PlanError naming the budget, the planned size, the lower bound and what the
+    exact planner reached. exact (planner.plan): None runs CP-SAT within time_limit_s
+    only when the heuristic is above the bound, True always, False never. The plan (the
+    head) is the same on every target; the arena to give TFLM differs by the tail."""
     target = get_target(target)
     data, info = load_model(model)
     before = predict_info(info, len(data), target)
     if budget is not None and budget <= 0:
         raise PlanError(f"arena budget must be positive, got {budget}")
-    plan = plan_exact(info, time_limit_s) if exact else plan_heuristic(info)
-    check_plan(info, plan.offsets)
-    out = write_plan(data, plan.offsets)
+    found = plan(info, time_limit_s, exact)
+    check_plan(info, found.offsets)
+    out = write_plan(data, found.offsets)
     after = predict_info(parse_model(out), len(out), target)
-    if after.head != plan.head:
-        raise PlanError(f"internal: planned head {plan.head} but TFLM would use {after.head}")
-    result = PlannedModel(out, plan, before, after)
+    if after.head != found.head:
+        raise PlanError(f"internal: planned head {found.head} but TFLM would use {after.head}")
+    result = PlannedModel(out, found, before, after)
     if budget is not None and result.arena_size > budget:
         raise PlanError(
             f"the model needs an arena of {result.arena_size:,} bytes on {target.name} with "
             f"the best plan found (head {after.head:,} + persistent tail {after.tail:,}; no "
-            f"plan can go below {after.lower_bound:,}), over the budget of {budget:,} bytes")
+            f"plan can go below {after.lower_bound:,}; {exact_summary(found)}), over the "
+            f"budget of {budget:,} bytes")
     return result
+
+
+def exact_summary(found: Plan) -> str:
+    """What the exact planner did, in words, for messages."""
+    e = found.exact
+    if e is None:
+        return "the exact planner was not run"
+    if e == "not needed":
+        return "the plan is at the bound, so optimal"
+    if e.startswith("skipped"):
+        return f"the exact planner was {e}"
+    if e == "optimal":
+        return "CP-SAT proved this head optimal"
+    return f"CP-SAT reached no better head within its time limit ({e})"

@@ -1,11 +1,12 @@
 """The lower bound on the arena head: at every op, the bytes that must be alive at once
 whatever the placement (16-byte rounded, as TFLM sizes buffers): everything alive at
-that op, its scratch, with an input counted only once where the op may write its output
-over it. No plan, ours or the optimum, can use less than the largest of these."""
+that op, its scratch, less the bytes an input and the output the op writes over it
+share (all of the smaller for token overwriting; for the patch embedding, what its lead
+leaves). No plan, ours or the optimum, can use less than the largest of these."""
 
 from __future__ import annotations
 
-from tflm_vit.memory.aliasing import handoffs
+from tflm_vit.memory.aliasing import handoffs, shared_bytes
 from tflm_vit.memory.lifetimes import planned_buffers, tensor_scopes
 from tflm_vit.tflite_model import ModelInfo
 
@@ -20,13 +21,19 @@ def live_bytes_bound(info: ModelInfo) -> list[int]:
         s = op.index + 1
         live = sum(b.size for b in buffers if b.first <= s <= b.last)
         saved, used = 0, set()
-        for src, dst in handoffs(info, op, scopes):
-            if dst not in used:
-                saved += min(sizes[src], sizes[dst])
-                used.add(dst)
+        for w in handoffs(info, op, scopes):
+            if w.dst not in used:
+                saved += shared_bytes(sizes[w.src], sizes[w.dst], w.lead)
+                used.add(w.dst)
         per_op.append(live - saved)
     return per_op
 
 
 def head_lower_bound(info: ModelInfo) -> int:
     return max(live_bytes_bound(info), default=0)
+
+
+def bound_op(info: ModelInfo) -> int:
+    """The index of the op that sets the bound (the first, on a tie); -1 without ops."""
+    per_op = live_bytes_bound(info)
+    return per_op.index(max(per_op)) if per_op else -1

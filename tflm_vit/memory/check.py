@@ -47,7 +47,8 @@ def check_plan(info: ModelInfo, offsets: list[int], arena_head: int | None = Non
             (af, al), (bf, bl) = scopes[a], scopes[b]
             if af > bl or bf > al:
                 continue  # never alive together
-            if ao == bo and ((a, b) in safe or (b, a) in safe):
+            # A declared overwrite, at exactly its displacement.
+            if safe.get((a, b)) == ao - bo or safe.get((b, a)) == bo - ao:
                 continue
             both = max(af, bf)
             op = info.ops[both - 1].name if both >= 1 else "graph start"
@@ -57,7 +58,8 @@ def check_plan(info: ModelInfo, offsets: list[int], arena_head: int | None = Non
                 f"while both are alive (op {both - 1}, {op}), and no op declares that safe")
 
 
-def _declared_handoffs(info: ModelInfo, scopes) -> set[tuple[int, int]]:
-    """(input, output) pairs an op may share, where the input dies at that op and the
-    output is born there: the only overlaps a plan may contain."""
-    return {pair for op in info.ops for pair in handoffs(info, op, scopes)}
+def _declared_handoffs(info: ModelInfo, scopes) -> dict[tuple[int, int], int]:
+    """(input, output) -> lead, for pairs an op may share where the input dies at that
+    op and the output is born there: the only overlaps a plan may contain, each only
+    with the output exactly `lead` bytes before the input."""
+    return {(w.src, w.dst): w.lead for op in info.ops for w in handoffs(info, op, scopes)}

@@ -4,8 +4,9 @@ OR-Tools and TensorFlow each bring their own protobuf runtime; loaded into one p
 they can crash it. The planner therefore sends plain data (JSON on stdin) here and reads
 the offsets back: `python -m tflm_vit.memory.cpsat`.
 
-Problem: one offset per group (16-byte units); member sizes; pairs of buffers from
-different groups that are alive together must not overlap; minimise the head.
+Problem: one offset per group (16-byte units); each member at a fixed displacement
+from it, with its size; pairs of buffers from different groups that are alive together
+must not overlap; minimise the head, which cannot go below `lower` (the bound).
 """
 
 from __future__ import annotations
@@ -19,16 +20,17 @@ def solve(problem: dict) -> dict:
     from ortools.sat.python import cp_model
 
     sizes, group_of, upper = problem["sizes"], problem["group_of"], problem["upper"]
+    disp = problem["disp"]
     m = cp_model.CpModel()
     off = [m.NewIntVar(0, upper, f"g{g}") for g in range(problem["groups"])]
-    height = m.NewIntVar(0, upper, "head")
+    height = m.NewIntVar(min(problem["lower"], upper), upper, "head")
     for i, size in enumerate(sizes):
-        m.Add(off[group_of[i]] + size <= height)
+        m.Add(off[group_of[i]] + disp[i] + size <= height)
     for i, j in problem["conflicts"]:
         gi, gj = group_of[i], group_of[j]
         below = m.NewBoolVar("")
-        m.Add(off[gi] + sizes[i] <= off[gj]).OnlyEnforceIf(below)
-        m.Add(off[gj] + sizes[j] <= off[gi]).OnlyEnforceIf(below.Not())
+        m.Add(off[gi] + disp[i] + sizes[i] <= off[gj] + disp[j]).OnlyEnforceIf(below)
+        m.Add(off[gj] + disp[j] + sizes[j] <= off[gi] + disp[i]).OnlyEnforceIf(below.Not())
     for g, hint in enumerate(problem["hints"]):
         m.AddHint(off[g], hint)
     m.Minimize(height)

@@ -1,15 +1,17 @@
 """Arena planning with token overwriting.
 
-The plan places every tensor TFLM allocates at a byte offset. An op's output may start
-where one of its inputs starts when the op declares that safe (aliasing.py) and the input
-is read by no later op: the two then form one chain that moves through the graph at one
-offset (a ViT's token tensor goes patch embedding -> LayerNorm -> ... without moving).
-Chains and the remaining buffers are placed largest first at the lowest offset where
-they clash with nothing alive at the same time (scratch buffers are placed too, to keep
-room for them, though TFLM itself places scratch online around the fixed tensors).
+The plan places every tensor TFLM allocates at a byte offset. An op's output may share
+bytes with one of its inputs where the op declares that safe (aliasing.py: at the same
+offset, or `lead` bytes before the input for the patch embedding) and the input is read
+by no later op: the tensors then form one chain with fixed positions relative to each
+other that moves through the graph as one block (a ViT's token tensor goes patch
+embedding -> LayerNorm -> ... without moving). Scratch buffers are placed too, to keep
+room for them, though TFLM itself places scratch online around the fixed tensors.
 
-`plan_exact` solves the same placement to optimality with CP-SAT for small graphs, to
-show how far the heuristic is from the optimum.
+`plan` (the default) places the chains first-fit under several orders and keeps the
+best; when that is above the lower bound (bound.py) it runs CP-SAT (cpsat.py) within a
+time limit, started from the heuristic's plan, and keeps whichever TFLM would give the
+smaller head. `plan_heuristic` and `plan_exact` are the two halves alone.
 """
 
 from __future__ import annotations
@@ -17,82 +19,133 @@ from __future__ import annotations
 import dataclasses
 
 from tflm_vit.errors import PlanError
-from tflm_vit.memory.aliasing import handoffs
+from tflm_vit.memory.aliasing import Overwrite, handoffs
+from tflm_vit.memory.bound import head_lower_bound
 from tflm_vit.memory.greedy import ONLINE, greedy_offsets, head_size
 from tflm_vit.memory.lifetimes import ALIGN, PlannedBuffer, planned_buffers, tensor_scopes
 from tflm_vit.tflite_model import ModelInfo
+
+DEFAULT_TIME_LIMIT_S = 20.0  # CP-SAT's budget in the default planner
+EXACT_MAX_BUFFERS = 600  # beyond this the default planner keeps the heuristic's plan
 
 
 @dataclasses.dataclass
 class Plan:
     """Offsets per tensor (-1 for tensors TFLM does not plan), the head TFLM will use
-    with them (scratch placed online, as TFLM does), and the chains that share bytes."""
+    with them (scratch placed online, as TFLM does), and the chains that share bytes.
+    `method`: "heuristic" or "cp-sat"; `exact`: what the exact planner did, if it ran
+    ("optimal", "feasible" (time limit reached), "not needed" (the heuristic met the
+    bound), "skipped: ..." or None when not asked)."""
 
     offsets: list[int]
     head: int
-    chains: list[list[int]]  # tensor indices, each chain at one offset
+    chains: list[list[int]]  # tensor indices, each chain one block
     method: str
+    bound: int = 0  # the head no plan can go below
+    exact: str | None = None
 
 
-def choose_aliases(info: ModelInfo) -> dict[int, int]:
-    """output tensor -> the input tensor whose bytes it takes over."""
+def choose_aliases(info: ModelInfo) -> dict[int, Overwrite]:
+    """output tensor -> the overwrite it takes (one input per output, one output per
+    input)."""
     scopes = tensor_scopes(info)
     taken: set[int] = set()
-    alias: dict[int, int] = {}
+    alias: dict[int, Overwrite] = {}
     for op in info.ops:
-        for src, dst in handoffs(info, op, scopes):
-            if src in taken:
+        for w in handoffs(info, op, scopes):
+            if w.src in taken:
                 continue
-            if info.tensors[src].nbytes == 0 or src in info.outputs:
+            if info.tensors[w.src].nbytes == 0 or w.src in info.outputs:
                 continue
-            alias[dst] = src
-            taken.add(src)
+            alias[w.dst] = w
+            taken.add(w.src)
             break
     return alias
 
 
-def _groups(buffers: list[PlannedBuffer], alias: dict[int, int]) -> list[list[int]]:
-    """Buffer indices grouped into chains (an output with the input it overwrites)."""
-    def find(t):
+@dataclasses.dataclass
+class _Layout:
+    """Buffers grouped into chains, each member at a fixed displacement (>= 0, bytes)
+    from its chain's offset."""
+
+    buffers: list[PlannedBuffer]
+    groups: list[list[int]]
+    disp: list[int]
+
+
+def _layout(info: ModelInfo) -> _Layout:
+    _check_plannable(info)
+    buffers = planned_buffers(info)
+    alias = choose_aliases(info)
+
+    def root_and_pos(t):
+        pos = 0
         while t in alias:
-            t = alias[t]
-        return t
+            pos -= alias[t].lead
+            t = alias[t].src
+        return t, pos
 
-    groups: dict[int, list[int]] = {}
+    keyed: dict[tuple, list[int]] = {}
+    pos = [0] * len(buffers)
     for i, b in enumerate(buffers):
-        key = ("t", find(b.tensor)) if b.tensor >= 0 else ("s", i)
-        groups.setdefault(key, []).append(i)
-    return list(groups.values())
+        if b.tensor >= 0:
+            root, pos[i] = root_and_pos(b.tensor)
+            key = ("t", root)
+        else:
+            key = ("s", i)
+        keyed.setdefault(key, []).append(i)
+    groups = list(keyed.values())
+    disp = [0] * len(buffers)
+    for g in groups:
+        low = min(pos[i] for i in g)
+        for i in g:
+            disp[i] = pos[i] - low
+    return _Layout(buffers, groups, disp)
 
 
-def _place(buffers: list[PlannedBuffer], groups: list[list[int]]) -> list[int]:
-    order = sorted(range(len(groups)), key=lambda g: (
-        -max(buffers[i].size for i in groups[g]),
-        -sum(buffers[i].last - buffers[i].first + 1 for i in groups[g])))
-    offsets = [0] * len(buffers)
+# Orders the first-fit placement tries; each sorts groups (largest extent first,
+# longest lived first, earliest first, most byte-scopes first, ...).
+def _orders(lay: _Layout):
+    b, d = lay.buffers, lay.disp
+    extent = [max(d[i] + b[i].size for i in g) for g in lay.groups]
+    first = [min(b[i].first for i in g) for g in lay.groups]
+    last = [max(b[i].last for i in g) for g in lay.groups]
+    area = [sum(b[i].size * (b[i].last - b[i].first + 1) for i in g) for g in lay.groups]
+    n = range(len(lay.groups))
+    yield sorted(n, key=lambda g: (-extent[g], -(last[g] - first[g])))
+    yield sorted(n, key=lambda g: (-(last[g] - first[g]), -extent[g]))
+    yield sorted(n, key=lambda g: (-area[g], -extent[g]))
+    yield sorted(n, key=lambda g: (first[g], -extent[g]))
+    yield sorted(n, key=lambda g: (-last[g], -extent[g]))
+
+
+def _first_fit(lay: _Layout, order: list[int]) -> list[int]:
+    b, d = lay.buffers, lay.disp
+    offsets = [0] * len(b)
     placed: list[int] = []
     for g in order:
-        members = groups[g]
-        clashes = [(m, p) for m in members for p in placed if buffers[m].overlaps_in_time(buffers[p])]
-        candidates = sorted({0} | {offsets[p] + buffers[p].size for _, p in clashes})
-        for off in candidates:
-            if all(off + buffers[m].size <= offsets[p] or offsets[p] + buffers[p].size <= off
+        members = lay.groups[g]
+        clashes = [(m, p) for m in members for p in placed if b[m].overlaps_in_time(b[p])]
+        candidates = sorted({0} | {offsets[p] + b[p].size - d[m] for m, p in clashes
+                                   if offsets[p] + b[p].size - d[m] > 0})
+        for base in candidates:
+            if all(base + d[m] + b[m].size <= offsets[p] or offsets[p] + b[p].size <= base + d[m]
                    for m, p in clashes):
                 break
         for m in members:
-            offsets[m] = off
+            offsets[m] = base + d[m]
         placed.extend(members)
     return offsets
 
 
-def _finish(info: ModelInfo, buffers, offsets, groups, method) -> Plan:
+def _finish(info: ModelInfo, lay: _Layout, offsets: list[int], method: str) -> Plan:
     plan = [ONLINE] * len(info.tensors)
-    for b, o in zip(buffers, offsets):
-        if b.tensor >= 0:
-            plan[b.tensor] = o
-    chains = [[buffers[i].tensor for i in g] for g in groups
-              if len(g) > 1 and buffers[g[0]].tensor >= 0]
-    return Plan(plan, tflm_head(info, plan), chains, method)
+    for buf, o in zip(lay.buffers, offsets):
+        if buf.tensor >= 0:
+            plan[buf.tensor] = o
+    chains = [[lay.buffers[i].tensor for i in g] for g in lay.groups
+              if len(g) > 1 and lay.buffers[g[0]].tensor >= 0]
+    return Plan(plan, tflm_head(info, plan), chains, method, head_lower_bound(info))
 
 
 def tflm_head(info: ModelInfo, offsets: list[int] | None) -> int:
@@ -112,35 +165,89 @@ def _check_plannable(info: ModelInfo) -> None:
 
 
 def plan_heuristic(info: ModelInfo) -> Plan:
-    _check_plannable(info)
-    buffers = planned_buffers(info)
-    groups = _groups(buffers, choose_aliases(info))
-    return _finish(info, buffers, _place(buffers, groups), groups, "heuristic")
+    """The best first-fit plan over the orders of `_orders`."""
+    lay = _layout(info)
+    best = None
+    for order in _orders(lay):
+        plan = _finish(info, lay, _first_fit(lay, order), "heuristic")
+        if best is None or plan.head < best.head:
+            best = plan
+    return best
 
 
-def plan_exact(info: ModelInfo, time_limit_s: float = 30.0, max_buffers: int = 120) -> Plan:
-    """Optimal placement of the same chains (CP-SAT, 16-byte units, in a child process).
-    Refuses graphs with more than `max_buffers` buffers; if the solver stops at its time
-    limit without a proof, the plan's method says 'cp-sat (feasible)'."""
+def plan_exact(info: ModelInfo, time_limit_s: float = 30.0,
+               max_buffers: int = EXACT_MAX_BUFFERS, start: Plan | None = None) -> Plan:
+    """Optimal placement of the same chains (CP-SAT, 16-byte units, in a child process),
+    started from `start` (default: the heuristic's plan). Refuses graphs with more than
+    `max_buffers` buffers; if the solver stops at its time limit without a proof, the
+    plan's `exact` says 'feasible'."""
     from tflm_vit.memory.cpsat import solve_in_child
 
-    _check_plannable(info)
-    buffers = planned_buffers(info)
-    if len(buffers) > max_buffers:
-        raise PlanError(f"exact planning is for small graphs: {len(buffers)} buffers > "
-                        f"{max_buffers}")
-    groups = _groups(buffers, choose_aliases(info))
-    heuristic = _place(buffers, groups)
-    group_of = {i: g for g, members in enumerate(groups) for i in members}
-    conflicts = [(i, j) for i in range(len(buffers)) for j in range(i + 1, len(buffers))
-                 if group_of[i] != group_of[j] and buffers[i].overlaps_in_time(buffers[j])]
+    lay = _layout(info)
+    if len(lay.buffers) > max_buffers:
+        raise PlanError(f"exact planning is for graphs of up to {max_buffers} buffers; this "
+                        f"one has {len(lay.buffers)}")
+    start = start or plan_heuristic(info)
+    hint = _buffer_offsets(lay, start)
+    group_of = {i: g for g, members in enumerate(lay.groups) for i in members}
+    b = lay.buffers
+    conflicts = [(i, j) for i in range(len(b)) for j in range(i + 1, len(b))
+                 if group_of[i] != group_of[j] and b[i].overlaps_in_time(b[j])]
     answer = solve_in_child({
-        "sizes": [b.size // ALIGN for b in buffers], "groups": len(groups),
-        "group_of": [group_of[i] for i in range(len(buffers))], "conflicts": conflicts,
-        "upper": max((o + b.size for o, b in zip(heuristic, buffers)), default=0) // ALIGN,
-        "hints": [heuristic[g[0]] // ALIGN for g in groups], "time_limit_s": time_limit_s})
+        "sizes": [x.size // ALIGN for x in b], "disp": [x // ALIGN for x in lay.disp],
+        "groups": len(lay.groups), "group_of": [group_of[i] for i in range(len(b))],
+        "conflicts": conflicts,
+        "upper": max((o + x.size for o, x in zip(hint, b)), default=0) // ALIGN,
+        "lower": head_lower_bound(info) // ALIGN,
+        "hints": [(hint[g[0]] - lay.disp[g[0]]) // ALIGN for g in lay.groups],
+        "time_limit_s": time_limit_s})
     if answer["status"] not in ("optimal", "feasible"):
         raise PlanError(f"CP-SAT found no plan in {time_limit_s} s "
                         f"({answer.get('detail', answer['status'])})")
-    offsets = [answer["offsets"][group_of[i]] * ALIGN for i in range(len(buffers))]
-    return _finish(info, buffers, offsets, groups, f"cp-sat ({answer['status']})")
+    offsets = [(answer["offsets"][group_of[i]] + lay.disp[i] // ALIGN) * ALIGN
+               for i in range(len(b))]
+    plan = _finish(info, lay, offsets, "cp-sat")
+    plan.exact = answer["status"]
+    return plan
+
+
+def _buffer_offsets(lay: _Layout, plan: Plan) -> list[int]:
+    """Each buffer's offset under `plan`; scratch buffers (planned online by TFLM) get
+    the offset first-fit gives them around the fixed tensors."""
+    out = [plan.offsets[x.tensor] if x.tensor >= 0 else ONLINE for x in lay.buffers]
+    fixed = [i for i, o in enumerate(out) if o != ONLINE]
+    for i, x in enumerate(lay.buffers):
+        if out[i] != ONLINE:
+            continue
+        clashes = [p for p in fixed if x.overlaps_in_time(lay.buffers[p])]
+        for base in sorted({0} | {out[p] + lay.buffers[p].size for p in clashes}):
+            if all(base + x.size <= out[p] or out[p] + lay.buffers[p].size <= base
+                   for p in clashes):
+                break
+        out[i] = base
+        fixed.append(i)
+    return out
+
+
+def plan(info: ModelInfo, time_limit_s: float = DEFAULT_TIME_LIMIT_S,
+         exact: bool | None = None) -> Plan:
+    """The default planner. exact=None: the heuristic, then CP-SAT within `time_limit_s`
+    when the heuristic is above the bound (and the graph is not too large); True: CP-SAT
+    always (an error if it cannot run); False: the heuristic alone."""
+    best = plan_heuristic(info)
+    if exact is False:
+        return best
+    if exact is None and best.head <= best.bound:
+        best.exact = "not needed"
+        return best
+    try:
+        found = plan_exact(info, time_limit_s, start=best)
+    except PlanError as e:
+        if exact:
+            raise
+        best.exact = f"skipped: {e}"
+        return best
+    if found.head < best.head:
+        return found
+    best.exact = found.exact
+    return best

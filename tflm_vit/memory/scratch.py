@@ -15,6 +15,7 @@ import numpy as np
 
 from tflm_vit.errors import ModelFileError
 from tflm_vit.ops import options as tv_options
+from tflm_vit.ops import patch_embed
 from tflm_vit.tflite_model import ModelInfo, OpInfo
 
 # Builtins whose int8 reference kernels request no scratch in the wheel.
@@ -32,6 +33,14 @@ def custom_options(info: ModelInfo, op: OpInfo) -> bytes:
     return bytes(np.asarray(raw, dtype=np.uint8)) if raw is not None else b""
 
 
+def our_options(info: ModelInfo, op: OpInfo) -> dict:
+    """The option fields of one of our ops; ModelFileError when they are unreadable."""
+    try:
+        return tv_options.unpack(op.name, custom_options(info, op))
+    except (ValueError, KeyError) as e:
+        raise ModelFileError(f"op {op.index} ({op.name}): unreadable options: {e}") from None
+
+
 def _ours(name: str, f: dict) -> list[int]:
     if name == "TV_LINEAR":
         return [f["out_features"]]
@@ -44,7 +53,7 @@ def _ours(name: str, f: dict) -> list[int]:
         widest = max(max(f[f"stage{i}_in"], f[f"stage{i}_out"]) for i in range(stages))
         return [2 * widest + f[f"stage{stages - 1}_out"]]
     if name == "TV_PATCH_EMBED":
-        return [4 * f["out_channels"] + f["sub_patch"] ** 2 * f["in_channels"]]
+        return [patch_embed.scratch_bytes(f["out_channels"])]
     return []  # TV_LAYERNORM, TV_GELU: none
 
 
@@ -76,10 +85,7 @@ def scratch_requests(info: ModelInfo, op: OpInfo, kernels: str = "reference") ->
     if kernels == "cmsis_nn" and op.name in ("CONV_2D", "FULLY_CONNECTED"):
         return _cmsis_nn(info, op)
     if op.name in tv_options.OPS:
-        try:
-            return _ours(op.name, tv_options.unpack(op.name, custom_options(info, op)))
-        except (ValueError, KeyError) as e:
-            raise ModelFileError(f"op {op.index} ({op.name}): unreadable options: {e}") from None
+        return _ours(op.name, our_options(info, op))
     if op.name in REDUCERS:
         t = info.tensors
         return [4 * max(1, int(np.prod(t[op.outputs[0]].shape))),

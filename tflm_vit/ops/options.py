@@ -24,7 +24,8 @@ OPS = {
                          "output_offset")),
     "TV_MLP": (6, None),
     "TV_PATCH_EMBED": (7, ("height", "width", "in_channels", "patch", "out_channels",
-                           "sub_patch", "input_offset", "output_offset")),
+                           "first_band_split", "output_lead", "input_offset",
+                           "output_offset")),
 }
 
 GELU_MODE_TABLE, GELU_MODE_SHIFT = 0, 1

@@ -1,11 +1,21 @@
-"""Decomposed patch embedding (tv_patch_embed_s8): NumPy reference (a plain strided
-convolution; the decomposition must not change a bit) and scratch sizes."""
+"""Patch embedding written over its image (tv_patch_embed_s8): NumPy reference (a plain
+strided convolution; neither the order nor the overwrite may change a bit), the order
+the kernel computes tokens in, and where its output may start so that it overwrites
+only image bytes already read.
+
+The layout is this module's to compute: the converter writes it into the op's options
+(`first_band_split`, `output_lead`), the kernel follows it and refuses any other
+overlap, and the planner, the plan checker and the lower bound read it from there.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
 from tflm_vit.ops.fixed_point import clamp_s8, requantize
+
+NO_OVERWRITE = -1  # TV_PATCH_EMBED_NO_OVERWRITE
+ALIGN = 16  # TFLM places buffers at 16-byte multiples, so a lead is one too
 
 
 def patch_embed_ref(image, weights, bias, multipliers, shifts, input_offset,
@@ -21,17 +31,73 @@ def patch_embed_ref(image, weights, bias, multipliers, shifts, input_offset,
     return clamp_s8(requantize(acc, multipliers, shifts) + output_offset)
 
 
-def scratch_bytes(out_channels: int, in_channels: int, sub_patch: int) -> int:
-    """Bytes tv_patch_embed_scratch_size asks for."""
-    return 4 * out_channels + sub_patch * sub_patch * in_channels
+def scratch_bytes(out_channels: int) -> int:
+    """Bytes tv_patch_embed_scratch_size asks for: one token's outputs, staged."""
+    return out_channels
 
 
-def im2col_bytes(out_channels: int, in_channels: int, patch: int) -> int:
-    """The whole-patch im2col alternative, for comparison."""
-    return 4 * out_channels + patch * patch * in_channels
+def token_order(grid_h: int, grid_w: int, first_band_split: int) -> np.ndarray:
+    """Token indices in the order the kernel computes them (tv_patch_embed.h)."""
+    first = list(range(first_band_split)) + list(range(grid_w - 1, first_band_split - 1, -1))
+    return np.array(first + list(range(grid_w, grid_h * grid_w)), dtype=np.int64)
 
 
-def default_sub_patch(patch: int) -> int:
-    """The largest of 4, 2, 1 that divides the patch and is smaller than it (1 for a
-    patch of 1): scratch shrinks by (patch / sub)^2 against whole-patch im2col."""
-    return next(s for s in (4, 2, 1) if patch % s == 0 and (s < patch or s == 1))
+def _reader_steps(height, width, channels, patch, order) -> np.ndarray:
+    """For each run of patch * channels image bytes (one patch row of one token), the
+    step at which the kernel reads it."""
+    grid_w = width // patch
+    step_of = np.empty(len(order), np.int64)
+    step_of[order] = np.arange(len(order))
+    rows = np.arange(height)[:, None] // patch * grid_w + np.arange(grid_w)[None, :]
+    return step_of[rows.reshape(-1)]
+
+
+def overwrite_is_safe(height, width, channels, patch, out_channels, first_band_split,
+                      lead) -> bool:
+    """True when, with the output starting `lead` bytes before the image, no token is
+    written over image bytes a later token still reads."""
+    grid_h, grid_w = height // patch, width // patch
+    order = token_order(grid_h, grid_w, first_band_split)
+    readers = _reader_steps(height, width, channels, patch, order)
+    return _safe(readers, order, patch * channels, out_channels, lead)
+
+
+def _safe(readers, order, run, d, lead) -> bool:
+    image_bytes = len(readers) * run
+    starts = order * d - lead  # each token's output, in image byte coordinates
+    ends = np.minimum(starts + d, image_bytes)
+    starts = np.maximum(starts, 0)
+    hit = starts < ends
+    if not hit.any():
+        return True
+    first, last = starts[hit] // run, (ends[hit] - 1) // run
+    width = int((last - first).max()) + 1
+    runs = first[:, None] + np.arange(width)[None, :]
+    valid = runs <= last[:, None]
+    read_at = np.where(valid, readers[np.minimum(runs, len(readers) - 1)], -1)
+    steps = np.arange(len(order))[hit]
+    return bool((read_at.max(axis=1) <= steps).all())
+
+
+def overwrite_layout(height: int, width: int, channels: int, patch: int,
+                     out_channels: int) -> tuple[int, int]:
+    """(first_band_split, output_lead) giving the smallest arena while the op runs: the
+    least lead (a multiple of 16) over every split, found by checking each candidate
+    exactly. output_lead is NO_OVERWRITE when out_channels >= patch^2 * channels (a
+    row of tokens is larger than the image rows it comes from) or when no lead short of
+    the whole output would save a byte."""
+    grid_h, grid_w = height // patch, width // patch
+    out_bytes = grid_h * grid_w * out_channels
+    if out_channels >= patch * patch * channels:
+        return 0, NO_OVERWRITE
+    best = (0, NO_OVERWRITE)
+    limit = -(-out_bytes // ALIGN) * ALIGN  # from here on the output lies before the image
+    for split in range(grid_w + 1):
+        order = token_order(grid_h, grid_w, split)
+        readers = _reader_steps(height, width, channels, patch, order)
+        for lead in range(0, limit, ALIGN):
+            if _safe(readers, order, patch * channels, out_channels, lead):
+                best, limit = (split, lead), lead
+                break
+    return best
+

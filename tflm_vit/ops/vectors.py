@@ -146,16 +146,20 @@ def _case(rng, kind: str) -> tuple[_Tape, np.ndarray]:
             t.stage(s)
         return t, M.mlp_ref(x, up, table, down)
     if kind == "patch_embed":
+        # Half the cases overwrite the image, as the planner lays them out.
         patch = int(rng.choice([1, 2, 4, 8, 16]))
-        subs = [s for s in range(1, patch + 1) if patch % s == 0]
-        gh, gw, c, d = (int(v) for v in (rng.integers(1, 4), rng.integers(1, 4),
+        gh, gw, c, d = (int(v) for v in (rng.integers(1, 5), rng.integers(1, 6),
                                           rng.integers(1, 5), rng.integers(1, 24)))
         img = _x(rng, gh * patch, gw * patch, c)
         w = rng.integers(-127, 128, (d, patch, patch, c)).astype(np.int8)
         b = rng.integers(-5000, 5000, d).astype(np.int32) if rng.integers(0, 2) else None
         mult, shift = fp.quantize_multipliers(rng.uniform(1e-4, 1e-2, d))
         zi, zo = int(rng.integers(-127, 129)), int(rng.integers(-128, 128))
-        t.i32(gh * patch, gw * patch, c, patch, d, int(rng.choice(subs)), zi, zo)
+        split, lead = PE.overwrite_layout(gh * patch, gw * patch, c, patch, d)
+        in_place = int(lead != PE.NO_OVERWRITE and rng.integers(0, 2))
+        if not in_place:
+            split = int(rng.integers(0, gw + 1))
+        t.i32(in_place, gh * patch, gw * patch, c, patch, d, split, lead, zi, zo)
         for a in (img, w, b, mult.astype(np.int32), shift.astype(np.int32)):
             t.array(a)
         return t, PE.patch_embed_ref(img, w, b, mult, shift, zi, zo)
