@@ -24,7 +24,6 @@ import dataclasses
 import json
 import os
 import pathlib
-import subprocess
 import sys
 import tempfile
 
@@ -42,6 +41,8 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
 sys.path.insert(0, str(REPO / "custom_ops" / "firmware"))
 import qemu  # noqa: E402  (custom_ops/firmware/qemu.py: build and run under QEMU)
+sys.path.insert(0, str(REPO / "bench"))
+from provenance import stamp  # noqa: E402
 
 CPUS = ("cortex-m7", "cortex-m4")
 KERNELS = ("reference", "cmsis_nn")
@@ -131,9 +132,24 @@ def check_on_target(build: qemu.Build, ms: list[Model], workdir: pathlib.Path) -
                "outputs_match_wheel": out == wheel_output(m),
                "arena_wheel_predicted": predict(m.data).total, "flash": len(m.data)}
         if m.variant == "planned":
+            row["lower_bound"] = prediction.lower_bound
+            row["patch_embed_over_image"] = _overwrites_image(m.data)
             row.update(_planned_checks(build, target, prediction, model_path, input_path))
         rows.append(row)
     return rows
+
+
+def _overwrites_image(model: bytes) -> bool:
+    """The plan writes the patch embedding's tokens over the image (at its lead)."""
+    from tflm_vit.memory.offline_plan import plan_of
+    from tflm_vit.memory.scratch import our_options
+    from tflm_vit.tflite_model import parse_model
+    info = parse_model(model)
+    offsets, op = plan_of(info), info.ops[0]
+    if op.name != "TV_PATCH_EMBED" or offsets is None:
+        return False
+    lead = our_options(info, op)["output_lead"]
+    return lead >= 0 and offsets[op.outputs[0]] == offsets[op.inputs[0]] - lead
 
 
 # For tiny models the room TFLM needs while it plans, not the recorded total, sets the
@@ -176,6 +192,9 @@ def problems(rows: list[dict]) -> list[str]:
                        f"{r['arena_predicted']}")
         if r["variant"] != "planned":
             continue
+        if r["arena_measured"] > 1.01 * r["lower_bound"]:
+            bad.append(f"{where}: arena measured {r['arena_measured']} > 1.01 x the bound "
+                       f"{r['lower_bound']}")
         if not r["runs_in_arena_to_give"]:
             bad.append(f"{where}: does not run in the arena to give, {r['arena_to_give']}")
         if r["set_by"] == "recorded total" and not r["fails_16_below"]:
@@ -217,14 +236,6 @@ def write_table(rows: list[dict], path: pathlib.Path, header: str) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
-def commit() -> str:
-    proc = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
-                          capture_output=True, text=True)
-    dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain"],
-                           capture_output=True, text=True).stdout.strip()
-    return proc.stdout.strip() + ("+uncommitted" if dirty else "")
-
-
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--demo-steps", type=int, default=DEMO_STEPS)
@@ -240,9 +251,9 @@ def main(argv=None) -> int:
                 rows += check_on_target(build, ms, pathlib.Path(tmp))
                 print(f"{cpu} {kernels}: {len(ms)} models checked", file=sys.stderr)
     bad = problems(rows)
-    command = "python bench/firmware.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    doc = {**stamp("firmware.py", argv), "models": rows}
+    command = doc["command"]
     RESULTS.mkdir(parents=True, exist_ok=True)
-    doc = {"commit": commit(), "command": command.strip(), "models": rows}
     (RESULTS / "firmware.json").write_text(json.dumps(doc, indent=1) + "\n")
     write_table(rows, RESULTS / "firmware.md",
                 f"Written by `{command.strip()}` at commit {doc['commit']}. "

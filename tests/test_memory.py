@@ -17,7 +17,10 @@ from tflm_vit.export import export_tflite
 from tflm_vit.memory import check_plan, plan_model, predict, read_plan
 from tflm_vit.memory.greedy import Buffer, greedy_offsets
 from tflm_vit.memory.offline_plan import METADATA_NAME, encode
+from tflm_vit.memory import planner
+from tflm_vit.memory.bound import bound_op
 from tflm_vit.memory.planner import plan_exact, plan_heuristic
+from tflm_vit.memory.scratch import our_options
 from tflm_vit.space import REFERENCE_CONFIGS, REFERENCE_SPACE
 from tflm_vit.tflite_model import parse_model
 
@@ -83,14 +86,23 @@ def test_planned_model_is_bit_identical_in_exactly_its_arena(models):
     assert not runtime.fits(r0.model, r0.arena_size - 16)
 
 
-def test_r2_planned_is_3x_below_stock_and_at_its_lower_bound(r2):
+def test_r2_planned_fits_192000_bytes_at_its_lower_bound(r2):
     stock, converted = r2
     result = plan_model(converted)
     stock_arena = runtime.allocations(stock).total
     planned_arena = runtime.allocations(result.model).total
     assert planned_arena == result.after.total
-    assert stock_arena >= 3 * planned_arena, (stock_arena, planned_arena)
-    assert planned_arena <= 1.10 * result.after.lower_bound
+    assert stock_arena >= 5 * planned_arena, (stock_arena, planned_arena)
+    assert planned_arena <= 192_000
+    assert planned_arena == result.after.lower_bound
+    # The bound is set by op 0, the patch embedding writing over the 172,800-byte image.
+    info = parse_model(converted)
+    assert bound_op(info) == 0 and info.ops[0].name == "TV_PATCH_EMBED"
+    assert result.after.head_lower_bound == 172_800 + 1_200 + 160
+    i0, _ = runtime.make_interpreter(converted)
+    i1, _ = runtime.make_interpreter(result.model, arena_size=result.arena_size)
+    x = np.random.default_rng(5).integers(-128, 128, (1, 240, 240, 3), dtype=np.int8)
+    np.testing.assert_array_equal(runtime.invoke(i0, x), runtime.invoke(i1, x))
     # No BATCH_MATMUL copies in the tail: the converted model's tail is bookkeeping only.
     assert result.after.tail < 0.05 * runtime.allocations(stock).tail
 
@@ -102,6 +114,49 @@ def test_heuristic_is_never_below_the_bound_and_close_to_the_optimum(models):
     assert bound <= exact.head <= heuristic.head
     assert heuristic.head <= 1.05 * exact.head
     check_plan(info, exact.offsets)
+
+
+def test_default_planner_runs_cp_sat_when_the_heuristic_is_above_the_bound(models,
+                                                                          monkeypatch):
+    info = parse_model(models["R0"])
+    bound = predict(models["R0"]).head_lower_bound
+
+    def stacked(lay, order):  # a valid but poor placement: every chain above the last
+        offsets, top = [0] * len(lay.buffers), 0
+        for g in order:
+            for i in lay.groups[g]:
+                offsets[i] = top + lay.disp[i]
+            top = max(offsets[i] + lay.buffers[i].size for i in lay.groups[g])
+        return offsets
+
+    monkeypatch.setattr(planner, "_first_fit", stacked)
+    poor = planner.plan_heuristic(info)
+    assert poor.head > bound
+    found = planner.plan(info)
+    assert (found.method, found.exact, found.head) == ("cp-sat", "optimal", bound)
+    check_plan(info, found.offsets)
+    assert planner.plan(info, exact=False).head == poor.head
+
+
+def test_patch_embedding_overwrite_only_at_its_lead(models):
+    """The low-rank model's stem has room (D 48 < P^2 C 192): the tokens start the
+    op's output_lead before the image; one 16 bytes off is refused."""
+    info = parse_model(models["low rank"])
+    op = info.ops[0]
+    lead = our_options(info, op)["output_lead"]
+    assert op.name == "TV_PATCH_EMBED" and lead >= 0
+    offsets = list(plan_model(models["low rank"]).plan.offsets)
+    image, tokens = op.inputs[0], op.outputs[0]
+    assert offsets[tokens] == offsets[image] - lead
+    check_plan(info, offsets)
+    for moved in (offsets[image] + 16, offsets[image] - 16):
+        if moved < 0:
+            continue
+        bad = list(offsets)
+        bad[image] = moved
+        with pytest.raises(PlanError, match=rf"tensor {image} .* and tensor {tokens} .*|"
+                                            rf"tensor {tokens} .* and tensor {image} .*"):
+            check_plan(info, bad)
 
 
 def test_greedy_reproduction_never_overlaps_live_buffers():
@@ -164,7 +219,8 @@ def test_corrupted_plan_metadata_is_refused(models):
 
 def test_budget_and_arena_too_small_are_clear_errors(models):
     result = plan_model(models["R0"])
-    with pytest.raises(PlanError, match=r"over the budget of 10,000 bytes"):
+    with pytest.raises(PlanError, match=r"at the bound, so optimal\), over the budget of "
+                                        r"10,000 bytes"):
         plan_model(models["R0"], budget=10_000)
     with pytest.raises(PlanError, match="positive"):
         plan_model(models["R0"], budget=0)

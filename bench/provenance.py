@@ -1,0 +1,29 @@
+"""Where a result file comes from: the commit it was produced at and the command that
+produced it, stamped into every file under bench/results."""
+
+from __future__ import annotations
+
+import pathlib
+import subprocess
+import sys
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+def commit() -> str:
+    """The short commit hash, with "+uncommitted" when the tree has changes."""
+    proc = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+                          capture_output=True, text=True)
+    dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain"],
+                           capture_output=True, text=True).stdout.strip()
+    return (proc.stdout.strip() or "unknown") + ("+uncommitted" if dirty else "")
+
+
+def command(script: str, argv=None) -> str:
+    """The command line as a user would type it from the repository root."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    return " ".join(["python", f"bench/{script}", *args])
+
+
+def stamp(script: str, argv=None) -> dict:
+    return {"commit": commit(), "command": command(script, argv)}
