@@ -4,7 +4,8 @@ behind tflm_vit.ops.layernorm.DEFAULT_SQRT_ITERATIONS.
 For token rows like a ViT's (widths 32-192, spread 3-60 LSB, offsets), runs the C
 LayerNorm with 1..8 iterations and measures the square root's relative error over
 the variance terms it meets and the outputs within 1 LSB of float-then-quantise.
-Writes bench/results/isqrt_iterations.{json,md}.
+Writes bench/results/isqrt_iterations.{json,md} (with the commit and command) and exits
+non-zero when the code's default is not the iteration count the table chooses.
 
 Run: .venv/bin/python bench/isqrt_iterations.py
 """
@@ -12,11 +13,15 @@ Run: .venv/bin/python bench/isqrt_iterations.py
 import json
 import math
 import os
+import sys
 
 import numpy as np
 
-from tflm_vit import _kernels as K
-from tflm_vit.ops import layernorm as LN
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from provenance import stamp  # noqa: E402
+
+from tflm_vit import _kernels as K  # noqa: E402
+from tflm_vit.ops import layernorm as LN  # noqa: E402
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
@@ -28,7 +33,12 @@ def rows(rng):
             yield d, np.clip(np.round(x), -128, 127).astype(np.int8)
 
 
-def main():
+def main(argv=None) -> int:
+    import argparse
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--print", dest="print_only", action="store_true",
+                   help="print the JSON instead of writing the committed files")
+    a = p.parse_args(argv)
     rng = np.random.default_rng(0)
     data = list(rows(rng))
     table = []
@@ -51,12 +61,17 @@ def main():
                       "within_1lsb": float(np.mean(within)), "exact": float(np.mean(exact)),
                       "worst_row_within_1lsb": float(min(within))})
     chosen = next(t["iterations"] for t in table if t["worst_row_within_1lsb"] >= 0.999)
-    result = {"chosen": chosen, "default_in_code": LN.DEFAULT_SQRT_ITERATIONS, "table": table}
+    result = {**stamp("isqrt_iterations.py", argv), "chosen": chosen,
+              "default_in_code": LN.DEFAULT_SQRT_ITERATIONS, "table": table}
+    if a.print_only:
+        print(json.dumps(result, indent=1))
+        return 0 if chosen == LN.DEFAULT_SQRT_ITERATIONS else 1
     os.makedirs(RESULTS, exist_ok=True)
     with open(os.path.join(RESULTS, "isqrt_iterations.json"), "w") as f:
         json.dump(result, f, indent=1)
     lines = ["# LayerNorm square root: Newton iterations vs error", "",
-             "Written by `bench/isqrt_iterations.py` (start 2^ceil(bits/2), 64-bit variance "
+             f"Written by `{result['command']}` at commit {result['commit']} (start "
+             "2^ceil(bits/2), 64-bit variance "
              "term D^3 var). Chosen: the fewest iterations with >= 99.9% of outputs within "
              f"1 LSB in every row: **{chosen}** (code default: {LN.DEFAULT_SQRT_ITERATIONS}).",
              "", "| iterations | max sqrt relative error | outputs exact | within 1 LSB "
@@ -68,7 +83,12 @@ def main():
     with open(os.path.join(RESULTS, "isqrt_iterations.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
     print("\n".join(lines))
+    if chosen != LN.DEFAULT_SQRT_ITERATIONS:  # the claim the code's default rests on
+        print(f"FAIL the code's default, {LN.DEFAULT_SQRT_ITERATIONS} iterations, is not the "
+              f"chosen {chosen}", file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

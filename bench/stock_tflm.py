@@ -1,25 +1,33 @@
 """Stock TFLM memory of the reference ViTs R0, R1, R2 exported from the supernet code.
 
-Writes bench/results/stock_tflm.json ({"models": [{"name", "arena_total", "arena_head",
-"arena_tail", "flash"}, ...]}), stock_tflm.md (table) and stock_tflm.png (live bytes per
-op) beside it. Arena figures are what the wheel's recording allocator prints; each is
-confirmed by a binary search for the smallest arena the interpreter accepts.
-Weights are the untrained supernet's: memory does not depend on their values.
+Writes bench/results/stock_tflm.json ({"commit", "command", "models": [{"name",
+"arena_total", "arena_head", "arena_tail", "flash"}, ...]}), stock_tflm.md (table) and
+stock_tflm.png (live bytes per op) beside it. Arena figures are what the wheel's
+recording allocator prints; each is confirmed by a binary search for the smallest arena
+the interpreter accepts (within 16 bytes below: TFLM aligns the tail inside the arena)
+and by the memory model; the script exits non-zero when either disagrees. Weights are
+the untrained supernet's with non-zero LayerNorm betas (trained-shaped: a zero beta's
+ADD is dropped by the export; other values do not change memory).
 
-Run: .venv/bin/python bench/stock_tflm.py   (or: make bench)
+Run: .venv/bin/python bench/stock_tflm.py [--only R0]   (or: make bench)
 """
 
+import argparse
 import json
 import os
 import sys
 
 import numpy as np
 
-from tflm_vit import report, runtime
-from tflm_vit.export import export_tflite
-from tflm_vit.space import REFERENCE_CONFIGS, REFERENCE_SPACE
-from tflm_vit.supernet import ViTSupernet
-from tflm_vit.tflite_model import parse_model
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from provenance import stamp  # noqa: E402
+
+from tflm_vit import report, runtime  # noqa: E402
+from tflm_vit.export import export_tflite  # noqa: E402
+from tflm_vit.memory import predict  # noqa: E402
+from tflm_vit.space import REFERENCE_CONFIGS, REFERENCE_SPACE  # noqa: E402
+from tflm_vit.supernet import ViTSupernet, trained_shaped  # noqa: E402
+from tflm_vit.tflite_model import parse_model  # noqa: E402
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
@@ -39,15 +47,30 @@ def measure(net, name, config):
         "arena_head": r.arena_head, "arena_tail": r.arena_tail, "flash": r.flash,
         "smallest_accepted_arena": smallest, "ops": len(r.ops), "params": params,
         "persistent_buffer_bytes": bmm_copies, "peak_live_activations": r.peak_live_bytes,
+        "predicted_arena": predict(model).total,
     }
 
 
-def write_table(rows, path):
+def problems(rows) -> list[str]:
+    bad = []
+    for r in rows:
+        if not 0 <= r["arena_total"] - r["smallest_accepted_arena"] < 16:
+            bad.append(f"{r['name']}: recorded {r['arena_total']:,} but the smallest arena "
+                       f"accepted is {r['smallest_accepted_arena']:,}")
+        if r["predicted_arena"] != r["arena_total"]:
+            bad.append(f"{r['name']}: memory model {r['predicted_arena']:,} != recorded "
+                       f"{r['arena_total']:,}")
+    return bad
+
+
+def write_table(doc, path):
+    rows = doc["models"]
     lines = [
         "# Stock TFLM memory of the reference ViTs",
         "",
-        "Written by `bench/stock_tflm.py`; arena figures from the `tflite-micro` wheel's "
-        "recording allocator (bytes).",
+        f"Written by `{doc['command']}` at commit {doc['commit']}; arena figures from the "
+        "`tflite-micro` wheel's recording allocator (bytes), each confirmed by a binary "
+        f"search and by the memory model (claims broken: {len(doc['problems'])}).",
         "",
         "| model | config (res/patch, dim, depth, heads, MLP) | int8/int32 constant elements | ops | arena total "
         "| head | tail | of which kernel persistent buffers | smallest arena accepted "
@@ -83,21 +106,36 @@ def plot(reports, path):
     plt.close(fig)
 
 
-def main():
-    os.makedirs(RESULTS, exist_ok=True)
-    net = ViTSupernet(REFERENCE_SPACE)
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--only", nargs="+", metavar="NAME",
+                   help="measure only these rows and print them; the committed files are "
+                        "left alone")
+    a = p.parse_args(argv)
+    net = trained_shaped(ViTSupernet(REFERENCE_SPACE))
     rows, reports = [], []
     for name, config in REFERENCE_CONFIGS.items():
+        if a.only and name not in a.only:
+            continue
         r, row = measure(net, name, config)
         rows.append(row)
         reports.append(r)
         print(f"{name}: arena {row['arena_total']:,} (head {row['arena_head']:,}, tail "
               f"{row['arena_tail']:,}), flash {row['flash']:,}", file=sys.stderr)
-    with open(os.path.join(RESULTS, "stock_tflm.json"), "w") as f:
-        json.dump({"models": rows}, f, indent=1)
-    write_table(rows, os.path.join(RESULTS, "stock_tflm.md"))
-    plot(reports, os.path.join(RESULTS, "stock_tflm.png"))
+    bad = problems(rows)
+    doc = {**stamp("stock_tflm.py", argv), "problems": bad, "models": rows}
+    if a.only:
+        print(json.dumps(doc, indent=1))
+    else:
+        os.makedirs(RESULTS, exist_ok=True)
+        with open(os.path.join(RESULTS, "stock_tflm.json"), "w") as f:
+            json.dump(doc, f, indent=1)
+        write_table(doc, os.path.join(RESULTS, "stock_tflm.md"))
+        plot(reports, os.path.join(RESULTS, "stock_tflm.png"))
+    for line in bad:
+        print(f"FAIL {line}", file=sys.stderr)
+    return 1 if bad else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -144,3 +144,47 @@ def test_convert_on_a_converted_model_says_so(r0_path, tmp_path, capsys):
 def test_a_directory_as_the_model_is_named_as_one(tmp_path, capsys):
     line = _error(capsys, "analyze", tmp_path)
     assert line == f"tflm-vit analyze: error: {tmp_path}: is a directory, not a .tflite file"
+
+
+def test_train_on_too_few_images_per_class_names_the_split(tmp_path, capsys):
+    from PIL import Image
+    rng = __import__("numpy").random.default_rng(0)
+    for cls in ("a", "b", "c"):
+        (tmp_path / "data" / cls).mkdir(parents=True)
+        for i in range(2):
+            Image.fromarray(rng.integers(0, 255, (8, 8, 3), dtype="uint8")).save(
+                tmp_path / "data" / cls / f"{i}.png")
+    line = _error(capsys, "train", "--data", tmp_path / "data", "--out", tmp_path / "ckpt",
+                  "--steps", 1)
+    assert line == (f"tflm-vit train: error: {tmp_path / 'data'}: 6 images in 3 classes are "
+                    "too few for a stratified 20% test split (each split needs an image of "
+                    "every class: at least 15 images)")
+
+
+def test_export_with_data_of_another_class_count_is_refused(tmp_path, capsys):
+    from PIL import Image
+    rng = __import__("numpy").random.default_rng(0)
+    for cls in ("a", "b", "c"):
+        (tmp_path / "data" / cls).mkdir(parents=True)
+        for i in range(5):
+            Image.fromarray(rng.integers(0, 255, (8, 8, 3), dtype="uint8")).save(
+                tmp_path / "data" / cls / f"{i}.png")
+    assert main(["train", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "ckpt"),
+                 "--steps", "1"]) == 0
+    capsys.readouterr()
+    line = _error(capsys, "export", "--checkpoint", tmp_path / "ckpt", "--config", "R0",
+                  "--out", tmp_path / "out")
+    assert line == ("tflm-vit export: error: the checkpoint was trained on 3 classes but "
+                    "--data digits has 10: give the data it was trained on (its accuracy "
+                    "would be meaningless)")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("command", ["plan", "analyze"])
+def test_memory_model_refuses_a_float_model_instead_of_guessing(tmp_path, capsys, command):
+    path = tmp_path / "f.tflite"
+    path.write_bytes(_tiny_tflite())
+    extra = ["-o", tmp_path / "p.tflite"] if command == "plan" else []
+    line = _error(capsys, command, path, *extra)
+    assert "the memory model covers int8 models; tensor " in line and "is FLOAT32" in line
+    assert not (tmp_path / "p.tflite").exists()

@@ -13,7 +13,7 @@ from tflm_vit.memory import check_plan
 from tflm_vit.memory.bound import head_lower_bound
 from tflm_vit.memory.planner import plan, plan_exact
 from tflm_vit.space import SearchSpace
-from tflm_vit.supernet import ViTSupernet
+from tflm_vit.supernet import ViTSupernet, trained_shaped
 from tflm_vit.tflite_model import parse_model
 
 WIDE = SearchSpace(resolution=(16, 32, 48, 80), patch_size=(2, 4, 8),
@@ -25,11 +25,8 @@ COUNT = 30
 
 @pytest.fixture(scope="module")
 def wide_models():
-    net = ViTSupernet(WIDE)
+    net = trained_shaped(ViTSupernet(WIDE))
     rng = np.random.default_rng(1234)
-    for w in net.weights:  # trained-shaped: non-zero LayerNorm betas keep their ADDs
-        if w.path.endswith("beta"):
-            w.assign(rng.normal(0.0, 0.05, w.shape).astype(np.float32))
     out = []
     for i in range(COUNT):
         config = WIDE.sample(rng)

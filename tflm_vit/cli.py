@@ -253,6 +253,11 @@ def _cmd_export(args) -> int:
     net = load_supernet(args.checkpoint)
     config = _parse_config(args.config)
     data = load_dataset(args.data, net.space.max_resolution, seed=args.seed)
+    if data.num_classes != net.space.num_classes:
+        from tflm_vit.errors import DataError
+        raise DataError(f"the checkpoint was trained on {net.space.num_classes} classes but "
+                        f"--data {args.data} has {data.num_classes}: give the data it was "
+                        "trained on (its accuracy would be meaningless)")
     with _OutputFolder(args.out):
         _export_and_check(net, config, data, args.out)
     return 0

@@ -43,8 +43,17 @@ def _resize(images01: np.ndarray, resolution: int) -> np.ndarray:
     return np.clip(x, 0.0, 1.0) * 2.0 - 1.0
 
 
-def _split(x, y, test_fraction, seed):
+def _split(x, y, test_fraction, seed, name="the data"):
+    """Stratified train/test split; DataError when a split could not hold every class."""
+    import math
+
     from sklearn.model_selection import train_test_split
+    n, k = len(y), len(np.unique(y))
+    n_test = math.ceil(test_fraction * n)
+    if n_test < k or n - n_test < k:
+        raise DataError(f"{name}: {n} images in {k} classes are too few for a stratified "
+                        f"{test_fraction:.0%} test split (each split needs an image of every "
+                        f"class: at least {math.ceil(k / test_fraction)} images)")
     return train_test_split(x, y, test_size=test_fraction, random_state=seed, stratify=y)
 
 
@@ -88,7 +97,7 @@ def load_image_folder(path: str, resolution: int = 32, test_fraction: float = 0.
     y = np.array(labels, np.int32)
     if min(np.bincount(y)) < 2:
         raise DataError(f"{path}: every class needs at least 2 images for a train/test split")
-    x_tr, x_te, y_tr, y_te = _split(x.astype(np.float32), y, test_fraction, seed)
+    x_tr, x_te, y_tr, y_te = _split(x.astype(np.float32), y, test_fraction, seed, path)
     return Dataset(os.path.basename(os.path.normpath(path)), x_tr, y_tr, x_te, y_te, classes)
 
 

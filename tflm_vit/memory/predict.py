@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from tflm_vit.errors import ModelFileError
 from tflm_vit.memory.bound import head_lower_bound, live_bytes_bound
 from tflm_vit.memory.check import check_plan
 from tflm_vit.memory.greedy import greedy_offsets, head_size
@@ -74,8 +75,27 @@ def predict(model, target=DEFAULT_TARGET) -> MemoryPrediction:
     return predict_info(info, len(data), target)
 
 
+# Activation types whose kernels' allocations the memory model knows: int8 ViTs (int32
+# only appears in the shapes and accumulators of a few builtins).
+MODELLED_ACTIVATIONS = frozenset({"INT8", "INT32"})
+
+
+def _check_modelled(info: ModelInfo) -> None:
+    """ModelFileError for a model whose kernels' allocations are not modelled (a float or
+    int16 model): the memory model is exact or refuses, it never guesses."""
+    for op in info.ops:
+        for t in op.inputs + op.outputs:
+            if t >= 0 and not info.tensors[t].is_constant \
+                    and info.tensors[t].dtype not in MODELLED_ACTIVATIONS:
+                raise ModelFileError(
+                    f"the memory model covers int8 models; tensor {t} "
+                    f"'{info.tensors[t].name}' of op {op.index} ({op.name}) is "
+                    f"{info.tensors[t].dtype} (export with `tflm-vit export` for an int8 model)")
+
+
 def predict_info(info: ModelInfo, flash: int, target=DEFAULT_TARGET) -> MemoryPrediction:
     target = get_target(target)
+    _check_modelled(info)
     offsets = plan_of(info)
     if offsets is not None:
         check_plan(info, offsets)

@@ -1,0 +1,74 @@
+"""Every committed benchmark result says where it comes from, and a cheap row of each is
+regenerated here by the committed script and compared with the committed file: a figure
+in bench/results that the code no longer produces fails the tests."""
+
+import json
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+RESULTS = REPO / "bench" / "results"
+STAMPED = ("memory.json", "stock_tflm.json", "isqrt_iterations.json", "firmware.json")
+
+
+@pytest.mark.parametrize("name", STAMPED)
+def test_result_files_carry_commit_and_command(name):
+    doc = json.loads((RESULTS / name).read_text())
+    assert doc["command"].startswith(f"python bench/{name.replace('.json', '.py')}")
+    assert doc["commit"] and "uncommitted" not in doc["commit"], doc["commit"]
+    md = (RESULTS / name.replace(".json", ".md")).read_text()
+    assert doc["command"] in md and doc["commit"] in md
+    assert not doc.get("problems"), doc.get("problems")
+
+
+def _run(script, *args) -> dict:
+    proc = subprocess.run([sys.executable, str(REPO / "bench" / script), *args],
+                          capture_output=True, text=True, cwd=REPO, timeout=1800)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout[proc.stdout.index("{"):])
+
+
+def _committed(name, row_name):
+    doc = json.loads((RESULTS / name).read_text())
+    return next(r for r in doc["models"] if r["name"] == row_name)
+
+
+# Figures that come from a measurement, not from elapsed time or the machine.
+MEMORY_FIELDS = ("stock_arena", "converted_arena", "planned_keep_image_arena",
+                 "planned_arena", "predicted_arena", "lower_bound", "bound_op", "planner",
+                 "flash", "outputs_bit_identical", "planned_arena_is_tight", "optimal_head")
+
+
+def test_memory_r0_row_regenerates():
+    row = _run("memory.py", "--only", "R0")["models"][0]
+    committed = _committed("memory.json", "R0")
+    assert {k: row[k] for k in MEMORY_FIELDS} == {k: committed[k] for k in MEMORY_FIELDS}
+
+
+def test_stock_tflm_r0_row_regenerates():
+    row = _run("stock_tflm.py", "--only", "R0")["models"][0]
+    committed = _committed("stock_tflm.json", "R0")
+    fields = ("arena_total", "arena_head", "arena_tail", "flash", "smallest_accepted_arena",
+              "predicted_arena")
+    assert {k: row[k] for k in fields} == {k: committed[k] for k in fields}
+
+
+def test_isqrt_iterations_regenerate():
+    doc = _run("isqrt_iterations.py", "--print")
+    committed = json.loads((RESULTS / "isqrt_iterations.json").read_text())
+    assert doc["chosen"] == committed["chosen"] == committed["default_in_code"]
+    assert doc["table"] == committed["table"]
+
+
+def test_firmware_r0_rows_regenerate_on_the_m7():
+    rows = _run("firmware.py", "--only-r0", "--cpus", "cortex-m7", "--kernels",
+                "reference")["models"]
+    committed = json.loads((RESULTS / "firmware.json").read_text())["models"]
+    fields = ("arena_measured", "arena_predicted", "outputs_match_wheel", "flash")
+    for row in rows:
+        want = next(c for c in committed if (c["name"], c["variant"], c["cpu"], c["kernels"])
+                    == (row["name"], row["variant"], row["cpu"], row["kernels"]))
+        assert {k: row[k] for k in fields} == {k: want[k] for k in fields}, row["variant"]
