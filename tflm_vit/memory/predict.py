@@ -75,22 +75,17 @@ def predict(model, target=DEFAULT_TARGET) -> MemoryPrediction:
     return predict_info(info, len(data), target)
 
 
-# Activation types whose kernels' allocations the memory model knows: int8 ViTs (int32
-# only appears in the shapes and accumulators of a few builtins).
-MODELLED_ACTIVATIONS = frozenset({"INT8", "INT32"})
-
-
 def _check_modelled(info: ModelInfo) -> None:
-    """ModelFileError for a model whose kernels' allocations are not modelled (a float or
-    int16 model): the memory model is exact or refuses, it never guesses."""
-    for op in info.ops:
-        for t in op.inputs + op.outputs:
-            if t >= 0 and not info.tensors[t].is_constant \
-                    and info.tensors[t].dtype not in MODELLED_ACTIVATIONS:
-                raise ModelFileError(
-                    f"the memory model covers int8 models; tensor {t} "
-                    f"'{info.tensors[t].name}' of op {op.index} ({op.name}) is "
-                    f"{info.tensors[t].dtype} (export with `tflm-vit export` for an int8 model)")
+    """ModelFileError for a float or int16 model, whose kernels' allocations the memory
+    model does not know: it is exact or refuses, it never guesses. (Int8 models may hold
+    a float DEQUANTIZE of a constant inside; those ops are modelled.)"""
+    for t in info.inputs + info.outputs:
+        if info.tensors[t].dtype != "INT8":
+            kind = "input" if t in info.inputs else "output"
+            raise ModelFileError(
+                f"the memory model covers int8 models; the graph {kind} tensor {t} "
+                f"'{info.tensors[t].name}' is {info.tensors[t].dtype} (export with "
+                "`tflm-vit export` for an int8 model)")
 
 
 def predict_info(info: ModelInfo, flash: int, target=DEFAULT_TARGET) -> MemoryPrediction:
