@@ -11,10 +11,12 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
 def commit() -> str:
-    """The short commit hash, with "+uncommitted" when the tree has changes."""
+    """The short commit hash, with "+uncommitted" when the code has changes (results
+    other benchmarks just wrote under bench/results do not count)."""
     proc = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
                           capture_output=True, text=True)
-    dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain"],
+    dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--", ".",
+                            ":(exclude)bench/results"],
                            capture_output=True, text=True).stdout.strip()
     return (proc.stdout.strip() or "unknown") + ("+uncommitted" if dirty else "")
 
