@@ -18,16 +18,20 @@ Run: .venv/bin/python bench/fidelity.py [--steps 1200] [--random 20]
 import argparse
 import json
 import os
+import sys
 
 import numpy as np
 
-from tflm_vit import evaluate, runtime
-from tflm_vit.converters.convert import convert
-from tflm_vit.converters.verify import op_errors
-from tflm_vit.data import load_digits
-from tflm_vit.export import export_tflite, float_subnet_model, prepare_images
-from tflm_vit.space import DEFAULT_SPACE
-from tflm_vit.train import TrainConfig, train_supernet
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from provenance import stamp  # noqa: E402
+
+from tflm_vit import evaluate, runtime  # noqa: E402
+from tflm_vit.converters.convert import convert  # noqa: E402
+from tflm_vit.converters.verify import op_errors  # noqa: E402
+from tflm_vit.data import load_digits  # noqa: E402
+from tflm_vit.export import export_tflite, float_subnet_model, prepare_images  # noqa: E402
+from tflm_vit.space import DEFAULT_SPACE  # noqa: E402
+from tflm_vit.train import TrainConfig, train_supernet  # noqa: E402
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 OP_IMAGES = 16  # test images per model for the per-op histograms
@@ -80,7 +84,8 @@ def summarize(pooled):
 
 def write_markdown(result, path):
     lines = ["# Fidelity of the converted models (our ops in TFLM) against float", "",
-             "Written by `bench/fidelity.py`. Per-op error: |op output - float-then-quantise| "
+             f"Written by `{result['command']}` at commit {result['commit']} (claims broken: "
+             f"{len(result['problems'])}). Per-op error: |op output - float-then-quantise| "
              "in LSB, each op fed its real inputs inside the interpreter.", "",
              "| op | outputs | exact | within 1 LSB | max LSB |", "|---|---|---|---|---|"]
     for kind, o in result["ops"].items():
@@ -119,12 +124,29 @@ def plot(result, path):
     fig.savefig(path, dpi=120)
 
 
-def main():
+# The claims the table makes; the script exits non-zero when one is false.
+MAX_LSB = {"gelu": 0, "layernorm": 1, "linear": 1, "attention": 1}
+MLP_WITHIN_1LSB = 0.999
+MIN_AGREEMENT = 0.95  # converted int8 in TFLM vs float, top-1, every model
+
+
+def problems(result) -> list[str]:
+    bad = [f"{k}: max error {result['ops'][k]['max_lsb']} LSB > {v}"
+           for k, v in MAX_LSB.items() if result["ops"][k]["max_lsb"] > v]
+    if result["ops"]["mlp"]["within_1lsb"] < MLP_WITHIN_1LSB:
+        bad.append(f"mlp: {result['ops']['mlp']['within_1lsb']:.4f} within 1 LSB < "
+                   f"{MLP_WITHIN_1LSB}")
+    bad += [f"{m['name']}: top-1 agreement with float {m['top1_agreement']:.3f} < "
+            f"{MIN_AGREEMENT}" for m in result["models"] if m["top1_agreement"] < MIN_AGREEMENT]
+    return bad
+
+
+def main(argv=None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=1200)
     ap.add_argument("--random", type=int, default=20)
     ap.add_argument("--seed", type=int, default=0)
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     data = load_digits(DEFAULT_SPACE.max_resolution)
     net, _ = train_supernet(DEFAULT_SPACE, data, TrainConfig(steps=args.steps), progress=False)
     rng = np.random.default_rng(args.seed)
@@ -132,15 +154,19 @@ def main():
     configs += [(f"random{i:02d}", DEFAULT_SPACE.sample(rng)) for i in range(args.random)]
     pooled = {}
     models = [measure(net, name, c, data, pooled) for name, c in configs]
-    result = {"data": "digits (scikit-learn), test split", "train_steps": args.steps,
-              "ops": summarize(pooled), "models": models}
+    result = {**stamp("fidelity.py", argv), "data": "digits (scikit-learn), test split",
+              "train_steps": args.steps, "ops": summarize(pooled), "models": models}
+    result["problems"] = problems(result)
     os.makedirs(RESULTS, exist_ok=True)
     with open(os.path.join(RESULTS, "fidelity.json"), "w") as f:
         json.dump(result, f, indent=1)
     write_markdown(result, os.path.join(RESULTS, "fidelity.md"))
     plot(result, os.path.join(RESULTS, "fidelity.png"))
     print(json.dumps(result["ops"], indent=1))
+    for line in result["problems"]:
+        print(f"FAIL {line}", file=sys.stderr)
+    return 1 if result["problems"] else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
