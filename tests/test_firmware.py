@@ -215,7 +215,7 @@ def r0_planned_path(tmp_path_factory):
 
 
 def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "tflm_vit.cli", *map(str, args)],
+    return subprocess.run([sys.executable, "-P", "-m", "tflm_vit.cli", *map(str, args)],
                           capture_output=True, text=True, cwd="/")
 
 

@@ -70,7 +70,7 @@ def test_corrupted_model_never_crashes(exported_r0):
     try:
         outcomes = []
         for seed in range(6):
-            proc = subprocess.run([sys.executable, "-c", code, f.name, str(seed)],
+            proc = subprocess.run([sys.executable, "-P", "-c", code, f.name, str(seed)],
                                   capture_output=True, text=True, timeout=300)
             assert proc.returncode == 0, (seed, proc.returncode, proc.stderr[-2000:])
             outcomes.append(proc.stdout.split()[0])

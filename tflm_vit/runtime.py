@@ -165,8 +165,10 @@ def fits(model, arena_size: int) -> bool:
     with tempfile.NamedTemporaryFile(suffix=".tflite") as f:
         f.write(data)
         f.flush()
-        proc = subprocess.run([sys.executable, "-c", _PROBE, f.name, str(int(arena_size)),
-                               *extra], capture_output=True, text=True, timeout=300)
+        # -P: the working directory may hold another `tflm_vit` (a source checkout).
+        proc = subprocess.run([sys.executable, "-P", "-c", _PROBE, f.name,
+                               str(int(arena_size)), *extra],
+                              capture_output=True, text=True, timeout=300)
     if proc.returncode == 0 and "FITS" in proc.stdout:
         return True
     if proc.returncode in (3, -11):  # refused, or the wheel's crash on a too-small arena

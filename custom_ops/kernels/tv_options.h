@@ -40,6 +40,11 @@ typedef struct {
   int32_t fields[TV_OPTIONS_MAX_FIELDS];
 } tv_options;
 
+// Bytes of our TFLM adapters' persistent op data (OpData in custom_ops/tflm/op_common.h:
+// the parsed options and a scratch-buffer index), which the memory model counts in the
+// tail; op_common.h static_asserts it.
+#define TV_OP_DATA_BYTES (sizeof(tv_options) + sizeof(int32_t))
+
 // Parses `length` bytes at `buffer` (unaligned is fine) expecting `kind` and exactly
 // `expected_fields` fields (or, if expected_fields < 0, at most TV_OPTIONS_MAX_FIELDS).
 tv_status tv_options_parse(const void* buffer, size_t length, int32_t kind,

@@ -15,6 +15,7 @@ extern "C" {
 #include "tv_attention.h"
 #include "tv_exp.h"
 #include "tv_fixed_point.h"
+#include "tv_op_scratch.h"
 #include "tv_gelu.h"
 #include "tv_layernorm.h"
 #include "tv_linear.h"
@@ -314,6 +315,16 @@ std::vector<int32_t> ParseOptions(const py::bytes& blob, int32_t kind, int32_t e
   return std::vector<int32_t>(o.fields, o.fields + o.count);
 }
 
+size_t OpScratchSize(const py::bytes& blob, int32_t kind) {
+  const std::string data = blob;
+  tv_options o;
+  const char* what = nullptr;
+  Check(tv_options_parse(data.data(), data.size(), kind, -1, &o, &what), "options", &what);
+  size_t bytes = 0;
+  Check(tv_op_scratch_size(&o, &bytes, &what), "scratch", &what);
+  return bytes;
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_kernels, m) {
@@ -343,6 +354,8 @@ PYBIND11_MODULE(_kernels, m) {
         py::arg("output_offset"), py::arg("first_band_split") = 0,
         py::arg("output_lead") = -1, py::arg("in_place") = false,
         py::arg("placed_lead") = -1);
+  m.def("op_scratch_size", &OpScratchSize, py::arg("blob"), py::arg("kind"));
+  m.attr("OP_DATA_BYTES") = static_cast<int>(TV_OP_DATA_BYTES);
   m.def("parse_options", &ParseOptions, py::arg("blob"), py::arg("kind"),
         py::arg("expected_fields") = -1);
 }

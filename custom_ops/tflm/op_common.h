@@ -37,6 +37,8 @@ struct OpData {
   tv_options options;
   int scratch_index;
 };
+static_assert(sizeof(OpData) == TV_OP_DATA_BYTES,
+              "OpData changed: update TV_OP_DATA_BYTES (the memory model reads it)");
 
 // Init: parses the blob into one persistent OpData (nullptr on error, after logging;
 // Prepare then fails with "custom options invalid").

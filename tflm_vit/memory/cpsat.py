@@ -2,7 +2,7 @@
 
 OR-Tools and TensorFlow each bring their own protobuf runtime; loaded into one process
 they can crash it. The planner therefore sends plain data (JSON on stdin) here and reads
-the offsets back: `python -m tflm_vit.memory.cpsat`.
+the offsets back: `python <this file>`.
 
 Problem: one offset per group (16-byte units); each member at a fixed displacement
 from it, with its size; pairs of buffers from different groups that are alive together
@@ -12,6 +12,7 @@ must not overlap; minimise the head, which cannot go below `lower` (the bound).
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -45,7 +46,9 @@ def solve(problem: dict) -> dict:
 
 
 def solve_in_child(problem: dict) -> dict:
-    proc = subprocess.run([sys.executable, "-m", "tflm_vit.memory.cpsat"],
+    # Run as a script, not `-m tflm_vit.memory.cpsat`: it needs nothing of the package,
+    # and -m would import whatever `tflm_vit` the working directory holds.
+    proc = subprocess.run([sys.executable, os.path.abspath(__file__)],
                           input=json.dumps(problem), capture_output=True, text=True,
                           timeout=problem["time_limit_s"] + 120)
     if proc.returncode != 0:

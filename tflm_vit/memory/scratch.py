@@ -1,8 +1,8 @@
 """Scratch-buffer requests each op makes in Prepare, in request order.
 
-Our ops: the sizes their adapters request (custom_ops/tflm/*_op.cc), computed from the
-op's options exactly as the portable kernels' *_scratch_size() functions compute them
-(a test checks these against the C functions). Builtins: what TFLM's reference kernels
+Our ops: the sizes their adapters request (custom_ops/tflm/*_op.cc), from the portable
+kernels' *_scratch_size() functions themselves, fed the op's options
+(custom_ops/kernels/tv_op_scratch.c, through tflm_vit._kernels). Builtins: what TFLM's reference kernels
 request for the int8 ops a ViT uses (checked against the wheel by the memory model
 tests), or, for a CMSIS-NN build on a Cortex-M with DSP (M4/M7), what TFLM's cmsis_nn
 ports request (checked on the emulated M4/M7 by tests/test_firmware.py); a builtin not
@@ -15,7 +15,6 @@ import numpy as np
 
 from tflm_vit.errors import ModelFileError
 from tflm_vit.ops import options as tv_options
-from tflm_vit.ops import patch_embed
 from tflm_vit.tflite_model import ModelInfo, OpInfo
 
 # Builtins whose int8 reference kernels request no scratch in the wheel.
@@ -41,20 +40,13 @@ def our_options(info: ModelInfo, op: OpInfo) -> dict:
         raise ModelFileError(f"op {op.index} ({op.name}): unreadable options: {e}") from None
 
 
-def _ours(name: str, f: dict) -> list[int]:
-    if name == "TV_LINEAR":
-        return [f["out_features"]]
-    if name == "TV_LOW_RANK_LINEAR":
-        return [f["rank"] + f["out_features"]]
-    if name == "TV_ATTENTION":
-        return [4 * f["tokens"] + f["heads"] * f["head_dim"]]
-    if name == "TV_MLP":
-        stages = f["up_count"] + f["down_count"]
-        widest = max(max(f[f"stage{i}_in"], f[f"stage{i}_out"]) for i in range(stages))
-        return [2 * widest + f[f"stage{stages - 1}_out"]]
-    if name == "TV_PATCH_EMBED":
-        return [patch_embed.scratch_bytes(f["out_channels"])]
-    return []  # TV_LAYERNORM, TV_GELU: none
+def _ours(info: ModelInfo, op: OpInfo) -> list[int]:
+    """The op's scratch request, from its options, sized by the C kernels themselves
+    (tv_op_scratch_size: one definition for the adapters and this model)."""
+    from tflm_vit import _kernels
+    our_options(info, op)  # readable options, or a ModelFileError naming the op
+    size = _kernels.op_scratch_size(custom_options(info, op), tv_options.OPS[op.name][0])
+    return [size] if size else []
 
 
 def _cmsis_nn(info: ModelInfo, op: OpInfo) -> list[int]:
@@ -85,7 +77,7 @@ def scratch_requests(info: ModelInfo, op: OpInfo, kernels: str = "reference") ->
     if kernels == "cmsis_nn" and op.name in ("CONV_2D", "FULLY_CONNECTED"):
         return _cmsis_nn(info, op)
     if op.name in tv_options.OPS:
-        return _ours(op.name, our_options(info, op))
+        return _ours(info, op)
     if op.name in REDUCERS:
         t = info.tensors
         return [4 * max(1, int(np.prod(t[op.outputs[0]].shape))),

@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import dataclasses
 
+from tflm_vit import _kernels
 from tflm_vit.memory.scratch import scratch_requests
 from tflm_vit.memory.targets import DEFAULT_TARGET, TARGETS, Target
 from tflm_vit.ops import options as tv_options
 from tflm_vit.tflite_model import ModelInfo, OpInfo
 
 KERNEL_ALIGN = 16  # MicroContext::AllocatePersistentBuffer aligns to MicroArenaBufferAlignment
-TV_OP_DATA = 140  # sizeof(OpData) in custom_ops/tflm/op_common.h: tv_options + scratch index
+TV_OP_DATA = _kernels.OP_DATA_BYTES  # sizeof(OpData), custom_ops/kernels/tv_options.h
 BATCH_MATMUL_QUANT = 28  # BATCH_MATMUL's quantization parameters (no pointers)
 
 NO_PERSISTENT = frozenset({"RESHAPE", "TRANSPOSE", "NEG"})

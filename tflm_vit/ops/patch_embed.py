@@ -31,11 +31,6 @@ def patch_embed_ref(image, weights, bias, multipliers, shifts, input_offset,
     return clamp_s8(requantize(acc, multipliers, shifts) + output_offset)
 
 
-def scratch_bytes(out_channels: int) -> int:
-    """Bytes tv_patch_embed_scratch_size asks for: one token's outputs, staged."""
-    return out_channels
-
-
 def token_order(grid_h: int, grid_w: int, first_band_split: int) -> np.ndarray:
     """Token indices in the order the kernel computes them (tv_patch_embed.h)."""
     first = list(range(first_band_split)) + list(range(grid_w - 1, first_band_split - 1, -1))

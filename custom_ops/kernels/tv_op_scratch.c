@@ -1,0 +1,89 @@
+#include "tv_op_scratch.h"
+
+#include <string.h>
+
+#include "tv_attention.h"
+#include "tv_linear.h"
+#include "tv_mlp.h"
+#include "tv_patch_embed.h"
+
+// Field positions, in the order tv_options.h lists them per op kind.
+enum { kLinearOut = 2 };
+enum { kLowRankRank = 2, kLowRankOut = 3 };
+enum { kAttentionTokens = 0, kAttentionHeads = 1, kAttentionHeadDim = 2 };
+enum { kMlpUpCount = 1, kMlpDownCount = 2, kMlpStages = 3, kMlpStageFields = 4 };
+enum { kPatchOutChannels = 4 };
+
+static tv_linear_stage stage(int32_t in, int32_t out) {
+  tv_linear_stage s;
+  memset(&s, 0, sizeof(s));
+  s.in_features = in;
+  s.out_features = out;
+  return s;
+}
+
+tv_status tv_op_scratch_size(const tv_options* o, size_t* bytes, const char** what) {
+  TV_REQUIRE(o != NULL && bytes != NULL, "options or result is NULL");
+  const int32_t* f = o->fields;
+  *bytes = 0;
+  switch (o->kind) {
+    case TV_OP_LAYERNORM:
+    case TV_OP_GELU:
+      return TV_OK;
+    case TV_OP_LINEAR: {
+      TV_REQUIRE(o->count > kLinearOut, "TV_LINEAR options too short");
+      const tv_linear_stage s = stage(0, f[kLinearOut]);
+      *bytes = tv_linear_scratch_size(&s);
+      return TV_OK;
+    }
+    case TV_OP_LOW_RANK_LINEAR: {
+      TV_REQUIRE(o->count > kLowRankOut, "TV_LOW_RANK_LINEAR options too short");
+      const tv_linear_stage u = stage(0, f[kLowRankRank]), v = stage(f[kLowRankRank], f[kLowRankOut]);
+      *bytes = tv_low_rank_linear_scratch_size(&u, &v);
+      return TV_OK;
+    }
+    case TV_OP_ATTENTION: {
+      TV_REQUIRE(o->count > kAttentionHeadDim, "TV_ATTENTION options too short");
+      tv_attention_params p;
+      memset(&p, 0, sizeof(p));
+      p.tokens = f[kAttentionTokens];
+      p.heads = f[kAttentionHeads];
+      p.head_dim = f[kAttentionHeadDim];
+      *bytes = tv_attention_scratch_size(&p);
+      return TV_OK;
+    }
+    case TV_OP_MLP: {
+      TV_REQUIRE(o->count > kMlpDownCount, "TV_MLP options too short");
+      tv_mlp_params p;
+      memset(&p, 0, sizeof(p));
+      p.up_count = f[kMlpUpCount];
+      p.down_count = f[kMlpDownCount];
+      TV_REQUIRE(p.up_count >= 1 && p.up_count <= TV_MLP_MAX_STAGES && p.down_count >= 1 &&
+                     p.down_count <= TV_MLP_MAX_STAGES,
+                 "TV_MLP stage counts must be in [1, TV_MLP_MAX_STAGES]");
+      TV_REQUIRE(o->count == kMlpStages + kMlpStageFields * (p.up_count + p.down_count),
+                 "TV_MLP options do not hold every stage");
+      for (int32_t i = 0; i < p.up_count + p.down_count; ++i) {
+        const int32_t* s = f + kMlpStages + kMlpStageFields * i;
+        if (i < p.up_count) {
+          p.up[i] = stage(s[0], s[1]);
+        } else {
+          p.down[i - p.up_count] = stage(s[0], s[1]);
+        }
+      }
+      *bytes = tv_mlp_scratch_size(&p);
+      return TV_OK;
+    }
+    case TV_OP_PATCH_EMBED: {
+      TV_REQUIRE(o->count > kPatchOutChannels, "TV_PATCH_EMBED options too short");
+      tv_patch_embed_params p;
+      memset(&p, 0, sizeof(p));
+      p.out_channels = f[kPatchOutChannels];
+      *bytes = tv_patch_embed_scratch_size(&p);
+      return TV_OK;
+    }
+    default:
+      TV_REQUIRE(0, "unknown op kind");
+  }
+  return TV_ARG_ERROR;
+}
