@@ -47,6 +47,10 @@ class NewOp:
     # Activation inputs -> float-then-quantise output, for ops with a float definition
     # to hold them to (LayerNorm, GELU): the fidelity measurements use it.
     float_reference: Callable[..., np.ndarray] | None = None
+    # What the rewrite read off the stock graph (LayerNorm: gamma, beta, eps), so it can
+    # be checked against the model's source weights: the float reference reuses these,
+    # so a wrong extraction would otherwise cancel out.
+    extracted: dict | None = None
 
     def operator(self) -> me.Operator:
         op = me.Operator(opcode=CUSTOM, custom_code=self.custom_code, inputs=self.inputs,
@@ -190,7 +194,9 @@ class Rewriter:
         return NewOp("TV_LAYERNORM", inputs, y, blob, max(match.ops),
                      lambda a: ln.layernorm_ref(a.reshape(tokens, d), p),
                      float_reference=lambda a: ln.layernorm_float_then_quantize(
-                         a.reshape(tokens, d), sx, zx, gamma, beta, eps, sy, zy))
+                         a.reshape(tokens, d), sx, zx, gamma, beta, eps, sy, zy),
+                     extracted={"gamma": gamma, "beta": np.zeros(d) if beta is None else beta,
+                                "eps": eps})
 
     # -- gelu --------------------------------------------------------------------
     def gelu_quant(self, match):

@@ -175,3 +175,25 @@ def test_cli_convert(converted, tmp_path, capsys):
     assert "TV_LAYERNORM" in text and "bit-exact" in text and "left as they are" in text
     interp, _ = runtime.make_interpreter(str(tmp_path / "out.tflite"))
     assert main(["convert", str(tmp_path / "missing.tflite"), "-o", str(tmp_path / "x")]) == 2
+
+
+def test_layernorm_parameters_read_off_the_graph_match_the_keras_weights(converted,
+                                                                         trained_supernet):
+    """gamma, beta and eps as the converter extracted them from the stock int8 graph,
+    against the trained weights they were exported from (to within the int8 constant's
+    quantization step), LayerNorm by LayerNorm in graph order."""
+    from tflm_vit.supernet.layers import LN_EPSILON
+    space = trained_supernet.space
+    for name, (_, result, _, _) in converted.items():
+        config = CONFIGS[name] or (space.largest() if name == "largest" else space.smallest())
+        weights = trained_supernet.subnet_weights(config)
+        keys = [f"block{i}/norm{k}" for i in range(config.depth) for k in (1, 2)] + ["norm"]
+        extracted = [op.extracted for g in result.rewritten for op in g.new_ops
+                     if op.custom_code == "TV_LAYERNORM"]
+        assert len(extracted) == len(keys), name
+        for key, got in zip(keys, extracted):
+            for part in ("gamma", "beta"):
+                want = weights[f"{key}/{part}"]
+                step = max(np.abs(want).max() / 127, 1e-6)
+                np.testing.assert_allclose(got[part], want, atol=step, err_msg=f"{name} {key}")
+            assert got["eps"] == pytest.approx(LN_EPSILON, rel=0.05), (name, key)
