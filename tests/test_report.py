@@ -101,6 +101,8 @@ def test_cli_analyze(exported_r0, tmp_path):
     assert proc.returncode == 0, proc.stderr
     d = json.loads(proc.stdout[: proc.stdout.rindex("}") + 1])
     assert d["arena_total"] == d["arena_head"] + d["arena_tail"] and png.exists()
+    index, name = d["bound_op"].split()
+    assert d["ops"][int(index)]["op"] == name and d["lower_bound"] <= d["planned_arena"]
     bad = tmp_path / "bad.tflite"
     bad.write_bytes(exported_r0[:1000])
     proc = subprocess.run([exe, "analyze", str(bad)], capture_output=True, text=True,

@@ -42,6 +42,7 @@ class MemoryReport:
     predicted_arena: int = 0  # the memory model, for the model as given
     planned_arena: int = 0  # measured in the wheel with our offline plan
     lower_bound: int = 0  # head bound + tail
+    bound_op: str = ""  # the op where the bound is reached ("3 TV_ATTENTION")
     plan_note: str = ""  # why there is no plan, if there is none
 
     @property
@@ -94,6 +95,8 @@ def analyze(model, name: str | None = None) -> MemoryReport:
         return report
     report.planned_arena = runtime.allocations(planned.model).total
     report.lower_bound = planned.after.lower_bound
+    at = max(planned.after.ops, key=lambda op: op.bound_bytes, default=None)
+    report.bound_op = f"{at.index} {at.op}" if at else ""
     for row, op in zip(report.ops, planned.after.ops):
         row.planned_bytes, row.bound_bytes = op.live_bytes, op.bound_bytes
     return report
@@ -116,12 +119,12 @@ def format_report(report: MemoryReport, with_ops: bool = True, width: int = 110)
     console.print(summary)
     plan = Table(title="arena: as given vs planned (token overwriting) vs lower bound")
     for col in ("TFLM (as given)", "memory model", "planned (TFLM)", "lower bound",
-                "as given / planned"):
+                "bound set by op", "as given / planned"):
         plan.add_column(col, justify="right")
     if report.planned_arena:
         plan.add_row(f"{report.arena_total:,}", f"{report.predicted_arena:,}",
                      f"{report.planned_arena:,}", f"{report.lower_bound:,}",
-                     f"{report.arena_total / report.planned_arena:.2f}x")
+                     report.bound_op, f"{report.arena_total / report.planned_arena:.2f}x")
         console.print(plan)
     else:
         console.print(f"no plan: {report.plan_note}")
