@@ -11,7 +11,8 @@ import pytest
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
-STAMPED = ("memory.json", "stock_tflm.json", "isqrt_iterations.json", "firmware.json")
+STAMPED = ("memory.json", "stock_tflm.json", "isqrt_iterations.json", "firmware.json",
+           "fidelity.json")
 
 
 @pytest.mark.parametrize("name", STAMPED)
