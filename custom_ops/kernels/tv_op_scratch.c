@@ -7,12 +7,18 @@
 #include "tv_mlp.h"
 #include "tv_patch_embed.h"
 
-// Field positions, in the order tv_options.h lists them per op kind.
-enum { kLinearOut = 2 };
-enum { kLowRankRank = 2, kLowRankOut = 3 };
-enum { kAttentionTokens = 0, kAttentionHeads = 1, kAttentionHeadDim = 2 };
-enum { kMlpUpCount = 1, kMlpDownCount = 2, kMlpStages = 3, kMlpStageFields = 4 };
-enum { kPatchOutChannels = 4 };
+// Field positions: tv_op_fields.h (generated from tflm_vit/ops/options.py).
+enum { kLinearOut = TV_LINEAR_OUT_FEATURES };
+enum { kLowRankRank = TV_LOW_RANK_LINEAR_RANK, kLowRankOut = TV_LOW_RANK_LINEAR_OUT_FEATURES };
+enum {
+  kAttentionTokens = TV_ATTENTION_TOKENS, kAttentionHeads = TV_ATTENTION_HEADS,
+  kAttentionHeadDim = TV_ATTENTION_HEAD_DIM
+};
+enum {
+  kMlpUpCount = TV_MLP_UP_COUNT, kMlpDownCount = TV_MLP_DOWN_COUNT,
+  kMlpStages = TV_MLP_FIELD_COUNT, kMlpStageFields = TV_MLP_STAGE_FIELD_COUNT
+};
+enum { kPatchOutChannels = TV_PATCH_EMBED_OUT_CHANNELS };
 
 static tv_linear_stage stage(int32_t in, int32_t out) {
   tv_linear_stage s;
@@ -65,10 +71,11 @@ tv_status tv_op_scratch_size(const tv_options* o, size_t* bytes, const char** wh
                  "TV_MLP options do not hold every stage");
       for (int32_t i = 0; i < p.up_count + p.down_count; ++i) {
         const int32_t* s = f + kMlpStages + kMlpStageFields * i;
+        const tv_linear_stage st = stage(s[TV_MLP_STAGE_IN], s[TV_MLP_STAGE_OUT]);
         if (i < p.up_count) {
-          p.up[i] = stage(s[0], s[1]);
+          p.up[i] = st;
         } else {
-          p.down[i - p.up_count] = stage(s[0], s[1]);
+          p.down[i - p.up_count] = st;
         }
       }
       *bytes = tv_mlp_scratch_size(&p);

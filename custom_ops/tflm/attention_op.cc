@@ -11,8 +11,15 @@ namespace tv_tflm {
 namespace {
 
 constexpr char kOp[] = "TV_ATTENTION";
-enum { kTokens, kHeads, kHeadDim, kQOffset, kKOffset, kVOffset, kScoreMult, kScoreShift,
-       kOutMult, kOutShift, kOutputOffset, kFields };
+// Field positions: tv_op_fields.h (generated from tflm_vit/ops/options.py).
+enum {
+  kTokens = TV_ATTENTION_TOKENS, kHeads = TV_ATTENTION_HEADS, kHeadDim = TV_ATTENTION_HEAD_DIM,
+  kQOffset = TV_ATTENTION_Q_OFFSET, kKOffset = TV_ATTENTION_K_OFFSET,
+  kVOffset = TV_ATTENTION_V_OFFSET, kScoreMult = TV_ATTENTION_SCORE_MULTIPLIER,
+  kScoreShift = TV_ATTENTION_SCORE_SHIFT, kOutMult = TV_ATTENTION_OUT_MULTIPLIER,
+  kOutShift = TV_ATTENTION_OUT_SHIFT, kOutputOffset = TV_ATTENTION_OUTPUT_OFFSET,
+  kFields = TV_ATTENTION_FIELD_COUNT
+};
 
 void* Init(Context* context, const char* buffer, size_t length) {
   return ParseOptions(context, kOp, TV_OP_ATTENTION, kFields, buffer, length);

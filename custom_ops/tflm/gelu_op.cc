@@ -11,9 +11,14 @@ namespace tv_tflm {
 namespace {
 
 constexpr char kOp[] = "TV_GELU";
-enum { kMode, kInputZeroPoint, kOutputZeroPoint, kQ16Mult, kQ16Shift, kOutMult, kOutShift,
-       kFields };
-enum { kModeTable = 0, kModeShift = 1 };
+// Field positions: tv_op_fields.h (generated from tflm_vit/ops/options.py).
+enum {
+  kMode = TV_GELU_MODE, kInputZeroPoint = TV_GELU_INPUT_ZERO_POINT,
+  kOutputZeroPoint = TV_GELU_OUTPUT_ZERO_POINT, kQ16Mult = TV_GELU_Q16_MULTIPLIER,
+  kQ16Shift = TV_GELU_Q16_SHIFT, kOutMult = TV_GELU_OUT_MULTIPLIER,
+  kOutShift = TV_GELU_OUT_SHIFT, kFields = TV_GELU_FIELD_COUNT
+};
+enum { kModeTable = TV_GELU_MODE_TABLE, kModeShift = TV_GELU_MODE_SHIFT };
 
 void* Init(Context* context, const char* buffer, size_t length) {
   return ParseOptions(context, kOp, TV_OP_GELU, kFields, buffer, length);

@@ -11,7 +11,13 @@ namespace tv_tflm {
 namespace {
 
 constexpr char kOp[] = "TV_LAYERNORM";
-enum { kTokens, kChannels, kOutputZeroPoint, kEpsLo, kEpsHi, kSqrtIterations, kFields };
+// Field positions: tv_op_fields.h (generated from tflm_vit/ops/options.py).
+enum {
+  kTokens = TV_LAYERNORM_TOKENS, kChannels = TV_LAYERNORM_CHANNELS,
+  kOutputZeroPoint = TV_LAYERNORM_OUTPUT_ZERO_POINT, kEpsLo = TV_LAYERNORM_EPS_LO,
+  kEpsHi = TV_LAYERNORM_EPS_HI, kSqrtIterations = TV_LAYERNORM_SQRT_ITERATIONS,
+  kFields = TV_LAYERNORM_FIELD_COUNT
+};
 
 void* Init(Context* context, const char* buffer, size_t length) {
   return ParseOptions(context, kOp, TV_OP_LAYERNORM, kFields, buffer, length);

@@ -9,7 +9,12 @@ namespace {
 
 constexpr char kOp[] = "TV_LINEAR";
 const StageNames kStage = TV_STAGE_NAMES("linear");
-enum { kTokens, kIn, kOut, kInputOffset, kOutputOffset, kFields };
+// Field positions: tv_op_fields.h (generated from tflm_vit/ops/options.py).
+enum {
+  kTokens = TV_LINEAR_TOKENS, kIn = TV_LINEAR_IN_FEATURES, kOut = TV_LINEAR_OUT_FEATURES,
+  kInputOffset = TV_LINEAR_INPUT_OFFSET, kOutputOffset = TV_LINEAR_OUTPUT_OFFSET,
+  kFields = TV_LINEAR_FIELD_COUNT
+};
 
 void* Init(Context* context, const char* buffer, size_t length) {
   return ParseOptions(context, kOp, TV_OP_LINEAR, kFields, buffer, length);

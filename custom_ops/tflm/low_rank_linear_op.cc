@@ -10,7 +10,14 @@ namespace {
 constexpr char kOp[] = "TV_LOW_RANK_LINEAR";
 const StageNames kU = TV_STAGE_NAMES("u");
 const StageNames kV = TV_STAGE_NAMES("v");
-enum { kTokens, kIn, kRank, kOut, kInputOffset, kMidZeroPoint, kOutputOffset, kFields };
+// Field positions: tv_op_fields.h (generated from tflm_vit/ops/options.py).
+enum {
+  kTokens = TV_LOW_RANK_LINEAR_TOKENS, kIn = TV_LOW_RANK_LINEAR_IN_FEATURES,
+  kRank = TV_LOW_RANK_LINEAR_RANK, kOut = TV_LOW_RANK_LINEAR_OUT_FEATURES,
+  kInputOffset = TV_LOW_RANK_LINEAR_INPUT_OFFSET,
+  kMidZeroPoint = TV_LOW_RANK_LINEAR_MID_ZERO_POINT,
+  kOutputOffset = TV_LOW_RANK_LINEAR_OUTPUT_OFFSET, kFields = TV_LOW_RANK_LINEAR_FIELD_COUNT
+};
 
 void* Init(Context* context, const char* buffer, size_t length) {
   return ParseOptions(context, kOp, TV_OP_LOW_RANK_LINEAR, kFields, buffer, length);

@@ -16,8 +16,17 @@ constexpr char kOp[] = "TV_MLP";
 const StageNames kStages[2 * TV_MLP_MAX_STAGES] = {
     TV_STAGE_NAMES("stage 0"), TV_STAGE_NAMES("stage 1"), TV_STAGE_NAMES("stage 2"),
     TV_STAGE_NAMES("stage 3")};
-enum { kTokens, kUpCount, kDownCount, kStageFields };  // then 4 fields per stage
-enum { kStageIn, kStageOut, kStageInputOffset, kStageOutputOffset, kPerStage };
+// Field positions: tv_op_fields.h (generated from tflm_vit/ops/options.py): a head,
+// then one group of fields per stage.
+enum {
+  kTokens = TV_MLP_TOKENS, kUpCount = TV_MLP_UP_COUNT, kDownCount = TV_MLP_DOWN_COUNT,
+  kStageFields = TV_MLP_FIELD_COUNT
+};
+enum {
+  kStageIn = TV_MLP_STAGE_IN, kStageOut = TV_MLP_STAGE_OUT,
+  kStageInputOffset = TV_MLP_STAGE_INPUT_OFFSET, kStageOutputOffset = TV_MLP_STAGE_OUTPUT_OFFSET,
+  kPerStage = TV_MLP_STAGE_FIELD_COUNT
+};
 
 int StageCount(const tv_options& o) { return o.fields[kUpCount] + o.fields[kDownCount]; }
 const int32_t* StageField(const tv_options& o, int s) {

@@ -6,6 +6,10 @@
 
 #include "tflm_api.h"
 
+extern "C" {
+#include "tv_op_fields.h"
+}
+
 namespace tv_tflm {
 
 const Registration* Register_TV_LAYERNORM();
@@ -31,6 +35,8 @@ constexpr NamedRegistration kAllOps[] = {
     {"TV_PATCH_EMBED", Register_TV_PATCH_EMBED},
 };
 constexpr int kNumOps = sizeof(kAllOps) / sizeof(kAllOps[0]);
+static_assert(kNumOps == TV_OP_COUNT,
+              "kAllOps must register every op kind of tv_op_fields.h (tflm_vit/ops/options.py)");
 
 }  // namespace tv_tflm
 

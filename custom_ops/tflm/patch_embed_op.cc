@@ -15,8 +15,14 @@ namespace tv_tflm {
 namespace {
 
 constexpr char kOp[] = "TV_PATCH_EMBED";
-enum { kHeight, kWidth, kInChannels, kPatch, kOutChannels, kFirstBandSplit, kOutputLead,
-       kInputOffset, kOutputOffset, kFields };
+// Field positions: tv_op_fields.h (generated from tflm_vit/ops/options.py).
+enum {
+  kHeight = TV_PATCH_EMBED_HEIGHT, kWidth = TV_PATCH_EMBED_WIDTH,
+  kInChannels = TV_PATCH_EMBED_IN_CHANNELS, kPatch = TV_PATCH_EMBED_PATCH,
+  kOutChannels = TV_PATCH_EMBED_OUT_CHANNELS, kFirstBandSplit = TV_PATCH_EMBED_FIRST_BAND_SPLIT,
+  kOutputLead = TV_PATCH_EMBED_OUTPUT_LEAD, kInputOffset = TV_PATCH_EMBED_INPUT_OFFSET,
+  kOutputOffset = TV_PATCH_EMBED_OUTPUT_OFFSET, kFields = TV_PATCH_EMBED_FIELD_COUNT
+};
 
 void* Init(Context* context, const char* buffer, size_t length) {
   return ParseOptions(context, kOp, TV_OP_PATCH_EMBED, kFields, buffer, length);

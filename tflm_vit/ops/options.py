@@ -1,6 +1,9 @@
 """Writing the custom-options blob of our ops (format: custom_ops/kernels/tv_options.h).
 
-One list of field names per op kind, in blob order; the C adapters read the same order."""
+One list of field names per op kind, in blob order: the single definition of our ops'
+kinds and fields. The C side reads them from custom_ops/kernels/tv_op_fields.h, which
+is generated from this file (`python -m tflm_vit.ops.options --header PATH`) and
+checked against it by the tests."""
 
 from __future__ import annotations
 
@@ -31,11 +34,14 @@ OPS = {
 GELU_MODE_TABLE, GELU_MODE_SHIFT = 0, 1
 
 
+MLP_HEAD = ("tokens", "up_count", "down_count")  # then MLP_STAGE per stage, up then down
+MLP_STAGE = ("in", "out", "input_offset", "output_offset")
+
+
 def mlp_fields(up_count: int, down_count: int) -> tuple[str, ...]:
-    names = ["tokens", "up_count", "down_count"]
+    names = list(MLP_HEAD)
     for i in range(up_count + down_count):
-        names += [f"stage{i}_in", f"stage{i}_out", f"stage{i}_input_offset",
-                  f"stage{i}_output_offset"]
+        names += [f"stage{i}_{n}" for n in MLP_STAGE]
     return tuple(names)
 
 
@@ -86,3 +92,46 @@ def unpack(op: str, blob: bytes) -> dict:
     if len(names) != n:
         raise ValueError(f"{op} options: {n} fields, expected {len(names)}")
     return dict(zip(names, values))
+
+
+HEADER = "custom_ops/kernels/tv_op_fields.h"
+
+
+def c_header() -> str:
+    """tv_op_fields.h: the op kinds and each op's field positions, for the C side."""
+    lines = [
+        "// Generated from tflm_vit/ops/options.py (`python -m tflm_vit.ops.options",
+        f"// --header {HEADER}`); do not edit: tests/test_options_header.py",
+        "// checks it is current.",
+        "// Our ops' kinds and the position of each custom-options field, in blob order.",
+        "#ifndef TFLM_VIT_KERNELS_TV_OP_FIELDS_H_",
+        "#define TFLM_VIT_KERNELS_TV_OP_FIELDS_H_",
+        "",
+        "typedef enum {",
+    ]
+    lines += [f"  TV_OP_{op[3:]} = {kind}," for op, (kind, _) in OPS.items()]
+    lines += ["} tv_op_kind;", "", f"#define TV_OP_COUNT {len(OPS)}",
+              f"#define TV_GELU_MODE_TABLE {GELU_MODE_TABLE}",
+              f"#define TV_GELU_MODE_SHIFT {GELU_MODE_SHIFT}", ""]
+    for op, (_, names) in OPS.items():
+        if names is None:  # TV_MLP: a head, then one group per stage
+            lines.append(_c_enum(op, MLP_HEAD, "FIELD_COUNT"))
+            lines.append(_c_enum(f"{op}_STAGE", MLP_STAGE, "FIELD_COUNT"))
+        else:
+            lines.append(_c_enum(op, names, "FIELD_COUNT"))
+    lines += ["", "#endif  // TFLM_VIT_KERNELS_TV_OP_FIELDS_H_", ""]
+    return "\n".join(lines)
+
+
+def _c_enum(prefix: str, names, count: str) -> str:
+    items = [f"{prefix}_{n.upper()} = {i}" for i, n in enumerate(names)]
+    items.append(f"{prefix}_{count} = {len(names)}")
+    return "enum {\n" + "".join(f"  {item},\n" for item in items) + "};"
+
+
+if __name__ == "__main__":
+    import argparse
+    import pathlib
+    ap = argparse.ArgumentParser(description="write the C header of our ops' option fields")
+    ap.add_argument("--header", required=True, help=f"output path (the repo's: {HEADER})")
+    pathlib.Path(ap.parse_args().header).write_text(c_header())
