@@ -23,7 +23,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from provenance import stamp  # noqa: E402
+from provenance import publish, stamp  # noqa: E402
 
 from tflm_vit import evaluate, runtime  # noqa: E402
 from tflm_vit.converters.convert import convert  # noqa: E402
@@ -157,15 +157,13 @@ def main(argv=None) -> int:
     result = {**stamp("fidelity.py", argv), "data": "digits (scikit-learn), test split",
               "train_steps": args.steps, "ops": summarize(pooled), "models": models}
     result["problems"] = problems(result)
-    os.makedirs(RESULTS, exist_ok=True)
-    with open(os.path.join(RESULTS, "fidelity.json"), "w") as f:
-        json.dump(result, f, indent=1)
-    write_markdown(result, os.path.join(RESULTS, "fidelity.md"))
-    plot(result, os.path.join(RESULTS, "fidelity.png"))
-    print(json.dumps(result["ops"], indent=1))
-    for line in result["problems"]:
-        print(f"FAIL {line}", file=sys.stderr)
-    return 1 if result["problems"] else 0
+
+    def write_rest():
+        write_markdown(result, os.path.join(RESULTS, "fidelity.md"))
+        plot(result, os.path.join(RESULTS, "fidelity.png"))
+        print(json.dumps(result["ops"], indent=1))
+
+    return publish(result, "fidelity", False, write_rest)
 
 
 if __name__ == "__main__":

@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
-import os
 import pathlib
 import sys
 import tempfile
@@ -42,7 +40,7 @@ RESULTS = REPO / "bench" / "results"
 sys.path.insert(0, str(REPO / "custom_ops" / "firmware"))
 import qemu  # noqa: E402  (custom_ops/firmware/qemu.py: build and run under QEMU)
 sys.path.insert(0, str(REPO / "bench"))
-from provenance import stamp  # noqa: E402
+from provenance import publish, stamp  # noqa: E402
 
 CPUS = ("cortex-m7", "cortex-m4")
 KERNELS = ("reference", "cmsis_nn")
@@ -252,20 +250,10 @@ def main(argv=None) -> int:
                 build = qemu.build(cpu, kernels)
                 rows += check_on_target(build, ms, pathlib.Path(tmp))
                 print(f"{cpu} {kernels}: {len(ms)} models checked", file=sys.stderr)
-    bad = problems(rows)
-    doc = {**stamp("firmware.py", argv), "models": rows}
-    command = doc["command"]
-    if a.only_r0:
-        print(json.dumps(doc, indent=1))
-        return 1 if bad else 0
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "firmware.json").write_text(json.dumps(doc, indent=1) + "\n")
-    write_table(rows, RESULTS / "firmware.md",
-                f"Written by `{command.strip()}` at commit {doc['commit']}. "
-                f"{len(rows)} runs; claims broken: {len(bad)}.")
-    for line in bad:
-        print(f"FAIL {line}", file=sys.stderr)
-    return 1 if bad else 0
+    doc = {**stamp("firmware.py", argv), "problems": problems(rows), "models": rows}
+    return publish(doc, "firmware", a.only_r0, lambda: write_table(
+        rows, RESULTS / "firmware.md", f"Written by `{doc['command']}` at commit "
+        f"{doc['commit']}. {len(rows)} runs; claims broken: {len(doc['problems'])}."))
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ Run: .venv/bin/python bench/isqrt_iterations.py
 """
 
 import json
-import math
 import os
 import sys
 

@@ -29,20 +29,18 @@ Run: .venv/bin/python bench/memory.py [--only R0 ...]   (or: make bench)
 """
 
 import argparse
-import json
 import os
 import sys
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from provenance import stamp  # noqa: E402
+from provenance import publish, stamp  # noqa: E402
 
 from tflm_vit import runtime  # noqa: E402
 from tflm_vit.converters.convert import convert  # noqa: E402
 from tflm_vit.export import export_tflite  # noqa: E402
 from tflm_vit.memory import plan_model, predict  # noqa: E402
-from tflm_vit.memory.bound import bound_op  # noqa: E402
 from tflm_vit.memory.planner import plan_exact  # noqa: E402
 from tflm_vit.space import REFERENCE_CONFIGS, REFERENCE_SPACE  # noqa: E402
 from tflm_vit.supernet import ViTSupernet, trained_shaped  # noqa: E402
@@ -99,7 +97,7 @@ def measure(net, name, config):
     if len(info.ops) <= EXACT_MAX_OPS:
         exact = plan_exact(info, time_limit_s=60)
         optimal = {"head": exact.head, "status": exact.exact}
-    at = bound_op(info)
+    at = planned.after.bound_op
     return {
         "name": name, "config": config.to_dict(),
         "stock_arena": stock_alloc.total, "stock_predicted": predict(stock).total,
@@ -270,19 +268,14 @@ def main(argv=None) -> int:
         print(f"{name}: stock {row['stock_arena']:,} -> planned {row['planned_arena']:,} "
               f"(bound {row['lower_bound']:,}, predicted {row['predicted_arena']:,}), "
               f"identical={row['outputs_bit_identical']}", file=sys.stderr)
-    bad = problems(rows)
-    doc = {**stamp("memory.py", argv), "paper": PAPER, "problems": bad, "models": rows}
-    if a.only:
-        print(json.dumps(doc, indent=1))
-    else:
-        os.makedirs(RESULTS, exist_ok=True)
-        with open(os.path.join(RESULTS, "memory.json"), "w") as f:
-            json.dump(doc, f, indent=1)
+    doc = {**stamp("memory.py", argv), "paper": PAPER, "problems": problems(rows),
+           "models": rows}
+
+    def write_rest():
         write_table(doc, os.path.join(RESULTS, "memory.md"))
         plot(rows, os.path.join(RESULTS, "memory.png"))
-    for line in bad:
-        print(f"FAIL {line}", file=sys.stderr)
-    return 1 if bad else 0
+
+    return publish(doc, "memory", bool(a.only), write_rest)
 
 
 if __name__ == "__main__":

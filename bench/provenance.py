@@ -29,3 +29,21 @@ def command(script: str, argv=None) -> str:
 
 def stamp(script: str, argv=None) -> dict:
     return {"commit": commit(), "command": command(script, argv)}
+
+
+def publish(doc: dict, name: str, print_only: bool, write_rest) -> int:
+    """The end of every benchmark: print the document (a cheap row asked for on the
+    command line, the committed files left alone) or write bench/results/<name>.json
+    and call write_rest() for its table and plot; then one FAIL line per broken claim
+    in doc["problems"]. Returns the exit status: non-zero when a claim is false."""
+    import json
+    if print_only:
+        print(json.dumps(doc, indent=1))
+    else:
+        results = REPO / "bench" / "results"
+        results.mkdir(parents=True, exist_ok=True)
+        (results / f"{name}.json").write_text(json.dumps(doc, indent=1) + "\n")
+        write_rest()
+    for line in doc["problems"]:
+        print(f"FAIL {line}", file=sys.stderr)
+    return 1 if doc["problems"] else 0

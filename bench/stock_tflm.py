@@ -13,14 +13,13 @@ Run: .venv/bin/python bench/stock_tflm.py [--only R0]   (or: make bench)
 """
 
 import argparse
-import json
 import os
 import sys
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from provenance import stamp  # noqa: E402
+from provenance import publish, stamp  # noqa: E402
 
 from tflm_vit import report, runtime  # noqa: E402
 from tflm_vit.export import export_tflite  # noqa: E402
@@ -122,19 +121,13 @@ def main(argv=None) -> int:
         reports.append(r)
         print(f"{name}: arena {row['arena_total']:,} (head {row['arena_head']:,}, tail "
               f"{row['arena_tail']:,}), flash {row['flash']:,}", file=sys.stderr)
-    bad = problems(rows)
-    doc = {**stamp("stock_tflm.py", argv), "problems": bad, "models": rows}
-    if a.only:
-        print(json.dumps(doc, indent=1))
-    else:
-        os.makedirs(RESULTS, exist_ok=True)
-        with open(os.path.join(RESULTS, "stock_tflm.json"), "w") as f:
-            json.dump(doc, f, indent=1)
+    doc = {**stamp("stock_tflm.py", argv), "problems": problems(rows), "models": rows}
+
+    def write_rest():
         write_table(doc, os.path.join(RESULTS, "stock_tflm.md"))
         plot(reports, os.path.join(RESULTS, "stock_tflm.png"))
-    for line in bad:
-        print(f"FAIL {line}", file=sys.stderr)
-    return 1 if bad else 0
+
+    return publish(doc, "stock_tflm", bool(a.only), write_rest)
 
 
 if __name__ == "__main__":

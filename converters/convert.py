@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 
-import numpy as np
 
 from tflm_vit.converters import model_io as mio
 from tflm_vit.converters import patterns as pat

@@ -146,14 +146,21 @@ def test_a_directory_as_the_model_is_named_as_one(tmp_path, capsys):
     assert line == f"tflm-vit analyze: error: {tmp_path}: is a directory, not a .tflite file"
 
 
-def test_train_on_too_few_images_per_class_names_the_split(tmp_path, capsys):
+def _image_folder(root, per_class: int, classes=("a", "b", "c")):
+    """root/<class>/<i>.png: random 8x8 RGB images."""
+    import numpy as np
     from PIL import Image
-    rng = __import__("numpy").random.default_rng(0)
-    for cls in ("a", "b", "c"):
-        (tmp_path / "data" / cls).mkdir(parents=True)
-        for i in range(2):
-            Image.fromarray(rng.integers(0, 255, (8, 8, 3), dtype="uint8")).save(
-                tmp_path / "data" / cls / f"{i}.png")
+    rng = np.random.default_rng(0)
+    for cls in classes:
+        (root / cls).mkdir(parents=True)
+        for i in range(per_class):
+            Image.fromarray(rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)).save(
+                root / cls / f"{i}.png")
+    return root
+
+
+def test_train_on_too_few_images_per_class_names_the_split(tmp_path, capsys):
+    _image_folder(tmp_path / "data", per_class=2)
     line = _error(capsys, "train", "--data", tmp_path / "data", "--out", tmp_path / "ckpt",
                   "--steps", 1)
     assert line == (f"tflm-vit train: error: {tmp_path / 'data'}: 6 images in 3 classes are "
@@ -162,13 +169,7 @@ def test_train_on_too_few_images_per_class_names_the_split(tmp_path, capsys):
 
 
 def test_export_with_data_of_another_class_count_is_refused(tmp_path, capsys):
-    from PIL import Image
-    rng = __import__("numpy").random.default_rng(0)
-    for cls in ("a", "b", "c"):
-        (tmp_path / "data" / cls).mkdir(parents=True)
-        for i in range(5):
-            Image.fromarray(rng.integers(0, 255, (8, 8, 3), dtype="uint8")).save(
-                tmp_path / "data" / cls / f"{i}.png")
+    _image_folder(tmp_path / "data", per_class=5)
     assert main(["train", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "ckpt"),
                  "--steps", "1"]) == 0
     capsys.readouterr()

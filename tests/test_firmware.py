@@ -21,7 +21,6 @@ import shutil
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 
 REPO = pathlib.Path(__file__).resolve().parents[1]

@@ -18,7 +18,6 @@ from tflm_vit.memory import check_plan, plan_model, predict, read_plan
 from tflm_vit.memory.greedy import Buffer, greedy_offsets
 from tflm_vit.memory.offline_plan import METADATA_NAME, encode
 from tflm_vit.memory import planner
-from tflm_vit.memory.bound import bound_op
 from tflm_vit.memory.planner import plan_exact, plan_heuristic
 from tflm_vit.memory.scratch import our_options
 from tflm_vit.space import REFERENCE_CONFIGS, REFERENCE_SPACE
@@ -97,7 +96,7 @@ def test_r2_planned_fits_192000_bytes_at_its_lower_bound(r2):
     assert planned_arena == result.after.lower_bound
     # The bound is set by op 0, the patch embedding writing over the 172,800-byte image.
     info = parse_model(converted)
-    assert bound_op(info) == 0 and info.ops[0].name == "TV_PATCH_EMBED"
+    assert result.after.bound_op == 0 and info.ops[0].name == "TV_PATCH_EMBED"
     assert result.after.head_lower_bound == 172_800 + 1_200 + 160
     i0, _ = runtime.make_interpreter(converted)
     i1, _ = runtime.make_interpreter(result.model, arena_size=result.arena_size)

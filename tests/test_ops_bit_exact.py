@@ -145,7 +145,7 @@ def test_patch_embed_in_every_order_and_over_its_image(seed, patch, gh, gw, c, d
 
 def _simulate_overwrite(h, w, c, p, d, split, lead) -> bool:
     """Byte by byte, in the kernel's order: does any token land on image bytes a later
-    token still reads? (An independent check of overwrite_is_safe.)"""
+    token still reads? (Independent of overwrite_layout's own check.)"""
     gw = w // p
     order = PE.token_order(h // p, gw, split)
     owner = np.empty((h, w), np.int64)  # token reading each pixel

@@ -72,7 +72,7 @@ def resolver_source(builtins, custom_ops, namespace: str) -> tuple[str, str]:
             "using OpResolver = tflite::MicroMutableOpResolver<kOpCount>;\n"
             "// Adds exactly the ops the model uses; kTfLiteError if any is refused.\n"
             "TfLiteStatus RegisterOps(OpResolver& resolver);\n")
-    lines = [f"TfLiteStatus RegisterOps(OpResolver& resolver) {{"]
+    lines = ["TfLiteStatus RegisterOps(OpResolver& resolver) {"]
     for b in builtins:
         lines.append(f"  if (resolver.{RESOLVER_METHODS[b]}() != kTfLiteOk) return kTfLiteError;")
     for c in custom_ops:

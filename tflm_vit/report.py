@@ -95,8 +95,8 @@ def analyze(model, name: str | None = None) -> MemoryReport:
         return report
     report.planned_arena = runtime.allocations(planned.model).total
     report.lower_bound = planned.after.lower_bound
-    at = max(planned.after.ops, key=lambda op: op.bound_bytes, default=None)
-    report.bound_op = f"{at.index} {at.op}" if at else ""
+    at = planned.after.bound_op
+    report.bound_op = f"{at} {planned.after.ops[at].op}" if at >= 0 else ""
     for row, op in zip(report.ops, planned.after.ops):
         row.planned_bytes, row.bound_bytes = op.live_bytes, op.bound_bytes
     return report

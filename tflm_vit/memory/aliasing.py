@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from tflm_vit.memory.scratch import our_options
 from tflm_vit.ops.patch_embed import NO_OVERWRITE
 from tflm_vit.tflite_model import ModelInfo, OpInfo
 
@@ -42,7 +43,6 @@ def inplace_pairs(info: ModelInfo, op: OpInfo) -> list[Overwrite]:
     if op.name in TOKENWISE and op.inputs and op.inputs[0] >= 0:
         return [Overwrite(op.inputs[0], out, 0)]
     if op.name == "TV_PATCH_EMBED" and op.inputs and op.inputs[0] >= 0:
-        from tflm_vit.memory.scratch import our_options
         lead = our_options(info, op)["output_lead"]
         return [] if lead == NO_OVERWRITE else [Overwrite(op.inputs[0], out, lead)]
     if op.name in ELEMENTWISE:

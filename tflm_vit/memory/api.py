@@ -8,7 +8,7 @@ from tflm_vit.errors import PlanError
 from tflm_vit.memory.check import check_plan
 from tflm_vit.memory.offline_plan import write_plan
 from tflm_vit.memory.planner import DEFAULT_TIME_LIMIT_S, Plan, plan
-from tflm_vit.memory.predict import MemoryPrediction, predict, predict_info
+from tflm_vit.memory.predict import MemoryPrediction, predict_info
 from tflm_vit.memory.targets import DEFAULT_TARGET, get_target
 from tflm_vit.tflite_model import load_model, parse_model
 

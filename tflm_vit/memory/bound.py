@@ -32,8 +32,3 @@ def live_bytes_bound(info: ModelInfo) -> list[int]:
 def head_lower_bound(info: ModelInfo) -> int:
     return max(live_bytes_bound(info), default=0)
 
-
-def bound_op(info: ModelInfo) -> int:
-    """The index of the op that sets the bound (the first, on a tie); -1 without ops."""
-    per_op = live_bytes_bound(info)
-    return per_op.index(max(per_op)) if per_op else -1

@@ -119,33 +119,42 @@ def _orders(lay: _Layout):
     yield sorted(n, key=lambda g: (-last[g], -extent[g]))
 
 
-def _first_fit(lay: _Layout, order: list[int]) -> list[int]:
+def _lowest_base(lay: _Layout, members: list[int], offsets: list[int],
+                 placed: list[int]) -> int:
+    """The lowest offset for a group (its members at their displacements) that clashes
+    with no placed buffer alive at the same time."""
     b, d = lay.buffers, lay.disp
-    offsets = [0] * len(b)
+    clashes = [(m, p) for m in members for p in placed if b[m].overlaps_in_time(b[p])]
+    candidates = sorted({0} | {offsets[p] + b[p].size - d[m] for m, p in clashes
+                               if offsets[p] + b[p].size - d[m] > 0})
+    for base in candidates:
+        if all(base + d[m] + b[m].size <= offsets[p] or offsets[p] + b[p].size <= base + d[m]
+               for m, p in clashes):
+            return base
+    raise AssertionError("unreachable: the highest candidate clears every clash")
+
+
+def _first_fit(lay: _Layout, order: list[int]) -> list[int]:
+    offsets = [0] * len(lay.buffers)
     placed: list[int] = []
     for g in order:
         members = lay.groups[g]
-        clashes = [(m, p) for m in members for p in placed if b[m].overlaps_in_time(b[p])]
-        candidates = sorted({0} | {offsets[p] + b[p].size - d[m] for m, p in clashes
-                                   if offsets[p] + b[p].size - d[m] > 0})
-        for base in candidates:
-            if all(base + d[m] + b[m].size <= offsets[p] or offsets[p] + b[p].size <= base + d[m]
-                   for m, p in clashes):
-                break
+        base = _lowest_base(lay, members, offsets, placed)
         for m in members:
-            offsets[m] = base + d[m]
+            offsets[m] = base + lay.disp[m]
         placed.extend(members)
     return offsets
 
 
-def _finish(info: ModelInfo, lay: _Layout, offsets: list[int], method: str) -> Plan:
+def _finish(info: ModelInfo, lay: _Layout, offsets: list[int], method: str,
+            bound: int) -> Plan:
     plan = [ONLINE] * len(info.tensors)
     for buf, o in zip(lay.buffers, offsets):
         if buf.tensor >= 0:
             plan[buf.tensor] = o
     chains = [[lay.buffers[i].tensor for i in g] for g in lay.groups
               if len(g) > 1 and lay.buffers[g[0]].tensor >= 0]
-    return Plan(plan, tflm_head(info, plan), chains, method, head_lower_bound(info))
+    return Plan(plan, tflm_head(info, plan), chains, method, bound)
 
 
 def tflm_head(info: ModelInfo, offsets: list[int] | None) -> int:
@@ -167,9 +176,10 @@ def _check_plannable(info: ModelInfo) -> None:
 def plan_heuristic(info: ModelInfo) -> Plan:
     """The best first-fit plan over the orders of `_orders`."""
     lay = _layout(info)
+    bound = head_lower_bound(info)
     best = None
     for order in _orders(lay):
-        plan = _finish(info, lay, _first_fit(lay, order), "heuristic")
+        plan = _finish(info, lay, _first_fit(lay, order), "heuristic", bound)
         if best is None or plan.head < best.head:
             best = plan
     return best
@@ -198,7 +208,7 @@ def plan_exact(info: ModelInfo, time_limit_s: float = 30.0,
         "groups": len(lay.groups), "group_of": [group_of[i] for i in range(len(b))],
         "conflicts": conflicts,
         "upper": max((o + x.size for o, x in zip(hint, b)), default=0) // ALIGN,
-        "lower": head_lower_bound(info) // ALIGN,
+        "lower": start.bound // ALIGN,
         "hints": [(hint[g[0]] - lay.disp[g[0]]) // ALIGN for g in lay.groups],
         "time_limit_s": time_limit_s})
     if answer["status"] not in ("optimal", "feasible"):
@@ -206,7 +216,7 @@ def plan_exact(info: ModelInfo, time_limit_s: float = 30.0,
                         f"({answer.get('detail', answer['status'])})")
     offsets = [(answer["offsets"][group_of[i]] + lay.disp[i] // ALIGN) * ALIGN
                for i in range(len(b))]
-    plan = _finish(info, lay, offsets, "cp-sat")
+    plan = _finish(info, lay, offsets, "cp-sat", start.bound)
     plan.exact = answer["status"]
     return plan
 
@@ -216,16 +226,10 @@ def _buffer_offsets(lay: _Layout, plan: Plan) -> list[int]:
     the offset first-fit gives them around the fixed tensors."""
     out = [plan.offsets[x.tensor] if x.tensor >= 0 else ONLINE for x in lay.buffers]
     fixed = [i for i, o in enumerate(out) if o != ONLINE]
-    for i, x in enumerate(lay.buffers):
-        if out[i] != ONLINE:
-            continue
-        clashes = [p for p in fixed if x.overlaps_in_time(lay.buffers[p])]
-        for base in sorted({0} | {out[p] + lay.buffers[p].size for p in clashes}):
-            if all(base + x.size <= out[p] or out[p] + lay.buffers[p].size <= base
-                   for p in clashes):
-                break
-        out[i] = base
-        fixed.append(i)
+    for i in range(len(out)):
+        if out[i] == ONLINE:  # a scratch buffer: a group of one, displacement 0
+            out[i] = _lowest_base(lay, [i], out, fixed)
+            fixed.append(i)
     return out
 
 

@@ -63,6 +63,12 @@ class MemoryPrediction:
         return get_target(self.target).arena_to_give(self)
 
     @property
+    def bound_op(self) -> int:
+        """The index of the op where the head bound is reached (the first, on a tie);
+        -1 without ops."""
+        return max(self.ops, key=lambda op: op.bound_bytes).index if self.ops else -1
+
+    @property
     def lower_bound(self) -> int:
         """Bound on the whole arena: the head bound plus the (plan-independent) tail."""
         return self.head_lower_bound + self.tail

@@ -44,7 +44,7 @@ def _ours(info: ModelInfo, op: OpInfo) -> list[int]:
     """The op's scratch request, from its options, sized by the C kernels themselves
     (tv_op_scratch_size: one definition for the adapters and this model)."""
     from tflm_vit import _kernels
-    our_options(info, op)  # readable options, or a ModelFileError naming the op
+    our_options(info, op)  # every field there (the C side checks only what it reads)
     size = _kernels.op_scratch_size(custom_options(info, op), tv_options.OPS[op.name][0])
     return [size] if size else []
 

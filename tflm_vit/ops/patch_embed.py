@@ -47,17 +47,10 @@ def _reader_steps(height, width, channels, patch, order) -> np.ndarray:
     return step_of[rows.reshape(-1)]
 
 
-def overwrite_is_safe(height, width, channels, patch, out_channels, first_band_split,
-                      lead) -> bool:
-    """True when, with the output starting `lead` bytes before the image, no token is
-    written over image bytes a later token still reads."""
-    grid_h, grid_w = height // patch, width // patch
-    order = token_order(grid_h, grid_w, first_band_split)
-    readers = _reader_steps(height, width, channels, patch, order)
-    return _safe(readers, order, patch * channels, out_channels, lead)
-
-
 def _safe(readers, order, run, d, lead) -> bool:
+    """True when, with the output starting `lead` bytes before the image and tokens
+    computed in `order`, no token is written over image bytes a later token still reads
+    (`readers`: the step reading each run of `run` image bytes)."""
     image_bytes = len(readers) * run
     starts = order * d - lead  # each token's output, in image byte coordinates
     ends = np.minimum(starts + d, image_bytes)
