@@ -3,29 +3,24 @@
 #include <math.h>
 
 int32_t tv_rounding_doubling_high_mul(int32_t a, int32_t b) {
-  if (a == INT32_MIN && b == INT32_MIN) return INT32_MAX;
-  const int64_t ab = (int64_t)a * (int64_t)b;
-  const int64_t nudge = ab >= 0 ? (1 << 30) : (1 - (1 << 30));
-  // Division (not a shift) truncates toward zero, as gemmlowp's reference does.
-  return (int32_t)((ab + nudge) / ((int64_t)1 << 31));
+  return tv_rounding_doubling_high_mul_inline(a, b);
 }
 
 int32_t tv_rounding_divide_by_pot(int32_t x, int exponent) {
-  const int32_t mask = (int32_t)(((int64_t)1 << exponent) - 1);
-  const int32_t remainder = x & mask;
-  const int32_t threshold = (mask >> 1) + (x < 0 ? 1 : 0);
-  return (x >> exponent) + (remainder > threshold ? 1 : 0);
+  return tv_rounding_divide_by_pot_inline(x, exponent);
 }
 
 int32_t tv_requantize(int32_t x, tv_quant_multiplier q) {
-  const int left = q.shift > 0 ? q.shift : 0;
-  const int right = q.shift > 0 ? 0 : -q.shift;
-  // Left shift in 64 bits and saturate, so large shifts never overflow silently.
-  int64_t shifted = (int64_t)x * ((int64_t)1 << left);
-  if (shifted > INT32_MAX) shifted = INT32_MAX;
-  if (shifted < INT32_MIN) shifted = INT32_MIN;
-  return tv_rounding_divide_by_pot(
-      tv_rounding_doubling_high_mul((int32_t)shifted, q.multiplier), right);
+  if (q.multiplier == INT32_MIN) {  // the one case the inline form leaves out
+    const int left = q.shift > 0 ? q.shift : 0;
+    int64_t shifted = (int64_t)x * ((int64_t)1 << left);
+    if (shifted > INT32_MAX) shifted = INT32_MAX;
+    if (shifted < INT32_MIN) shifted = INT32_MIN;
+    return tv_rounding_divide_by_pot_inline(
+        tv_rounding_doubling_high_mul_inline((int32_t)shifted, q.multiplier),
+        q.shift > 0 ? 0 : -q.shift);
+  }
+  return tv_requantize_inline(x, q.multiplier, q.shift);
 }
 
 tv_status tv_quantize_multiplier(double real, tv_quant_multiplier* out) {

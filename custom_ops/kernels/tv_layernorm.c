@@ -51,8 +51,8 @@ tv_status tv_layernorm_s8(const tv_layernorm_params* p, const int8_t* input, int
       const int64_t dev = (int64_t)d * x[c] - sum;
       // |dev| <= r, so |dev * inv| <= 2^62 and |norm| <= 2^30.
       const int32_t norm = (int32_t)((dev * inv + ((int64_t)1 << 31)) >> 32);
-      const tv_quant_multiplier q = {p->multipliers[c], p->shifts[c]};
-      const int32_t fine = tv_requantize(norm, q) + p->bias[c];  // output LSB * 2^8
+      // output LSB * 2^8
+      const int32_t fine = tv_requantize_inline(norm, p->multipliers[c], p->shifts[c]) + p->bias[c];
       y[c] = clamp_s8(p->output_zero_point + ((fine + 128) >> 8));
     }
   }

@@ -1,9 +1,8 @@
 #include "tv_linear.h"
 
+#include "tv_dot.h"
 #include "tv_fixed_point.h"
 #include "tv_tokenwise.h"
-
-static int8_t clamp_s8(int32_t v) { return (int8_t)(v < -128 ? -128 : (v > 127 ? 127 : v)); }
 
 tv_status tv_linear_validate(const tv_linear_stage* s, const char** what) {
   TV_REQUIRE(s != NULL, "linear stage is NULL");
@@ -23,14 +22,28 @@ tv_status tv_linear_validate(const tv_linear_stage* s, const char** what) {
 }
 
 void tv_linear_row_s8(const tv_linear_stage* s, const int8_t* in, int8_t* out) {
+  // Locals: the int8 stores below may alias anything, so fields read through `s` would
+  // be reloaded after every output.
+  const int32_t n_in = s->in_features, n_out = s->out_features;
+  const int32_t in_offset = s->input_offset, out_offset = s->output_offset;
+  const int32_t* bias = s->bias;
+  const int32_t* mult = s->multipliers;
+  const int32_t* shift = s->shifts;
   const int8_t* w = s->weights;
-  for (int32_t o = 0; o < s->out_features; ++o, w += s->in_features) {
-    int32_t acc = s->bias ? s->bias[o] : 0;
-    for (int32_t i = 0; i < s->in_features; ++i) {
-      acc += (int32_t)w[i] * ((int32_t)in[i] + s->input_offset);
+  int32_t o = 0;
+  for (; o + 4 <= n_out; o += 4, w += 4 * n_in) {  // four outputs share each input load
+    int32_t acc[4] = {0, 0, 0, 0};
+    if (bias) {
+      for (int32_t r = 0; r < 4; ++r) acc[r] = bias[o + r];
     }
-    const tv_quant_multiplier q = {s->multipliers[o], s->shifts[o]};
-    out[o] = clamp_s8(tv_requantize(acc, q) + s->output_offset);
+    tv_dot4_s8(in, in_offset, w, n_in, 0, n_in, acc);
+    for (int32_t r = 0; r < 4; ++r) {
+      out[o + r] = tv_requantize_s8(acc[r], mult[o + r], shift[o + r], out_offset);
+    }
+  }
+  for (; o < n_out; ++o, w += n_in) {
+    const int32_t acc = (bias ? bias[o] : 0) + tv_dot1_s8(in, in_offset, w, 0, n_in);
+    out[o] = tv_requantize_s8(acc, mult[o], shift[o], out_offset);
   }
 }
 

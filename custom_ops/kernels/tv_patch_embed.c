@@ -2,9 +2,8 @@
 
 #include <string.h>
 
+#include "tv_dot.h"
 #include "tv_fixed_point.h"
-
-static int8_t clamp_s8(int32_t v) { return (int8_t)(v < -128 ? -128 : (v > 127 ? 127 : v)); }
 
 tv_status tv_patch_embed_validate(const tv_patch_embed_params* p, const char** what) {
   TV_REQUIRE(p != NULL, "params are NULL");
@@ -62,18 +61,31 @@ tv_status tv_patch_embed_s8(const tv_patch_embed_params* p, const int8_t* input,
   for (int32_t step = 0; step < tokens; ++step) {
     const int32_t t = token_at(p, grid_w, step);
     const int8_t* patch = input + (size_t)(t / grid_w) * P * row_stride + (size_t)(t % grid_w) * run;
-    for (int32_t o = 0; o < D; ++o) {
-      const int8_t* w = p->weights + (size_t)o * P * run;
+    const int32_t patch_weights = P * run;  // one output channel's weights (OHWI)
+    int32_t o = 0;
+    for (; o + 4 <= D; o += 4) {  // four channels share each load of the patch
+      int32_t acc[4] = {0, 0, 0, 0};
+      if (p->bias) {
+        for (int32_t r = 0; r < 4; ++r) acc[r] = p->bias[o + r];
+      }
+      const int8_t* w = p->weights + (size_t)o * patch_weights;
+      for (int32_t y = 0; y < P; ++y) {
+        tv_dot4_s8(patch + (size_t)y * row_stride, p->input_offset, w + (size_t)y * run,
+                   patch_weights, 0, run, acc);
+      }
+      for (int32_t r = 0; r < 4; ++r) {
+        staged[o + r] = tv_requantize_s8(acc[r], p->multipliers[o + r], p->shifts[o + r],
+                                         p->output_offset);
+      }
+    }
+    for (; o < D; ++o) {
+      const int8_t* w = p->weights + (size_t)o * patch_weights;
       int32_t acc = p->bias ? p->bias[o] : 0;
       for (int32_t y = 0; y < P; ++y) {
-        const int8_t* wr = w + (size_t)y * run;
-        const int8_t* xr = patch + (size_t)y * row_stride;
-        int32_t sum = 0;
-        for (int32_t i = 0; i < run; ++i) sum += (int32_t)wr[i] * ((int32_t)xr[i] + p->input_offset);
-        acc += sum;
+        acc += tv_dot1_s8(patch + (size_t)y * row_stride, p->input_offset, w + (size_t)y * run,
+                          0, run);
       }
-      const tv_quant_multiplier q = {p->multipliers[o], p->shifts[o]};
-      staged[o] = clamp_s8(tv_requantize(acc, q) + p->output_offset);
+      staged[o] = tv_requantize_s8(acc, p->multipliers[o], p->shifts[o], p->output_offset);
     }
     // The whole patch has been read: the token may now land on its own bytes.
     memcpy(output + (size_t)t * D, staged, (size_t)D);
