@@ -251,9 +251,11 @@ def test_export_c_refuses_an_op_nobody_provides(r0_planned_path, tmp_path):
     assert not (tmp_path / "model.h").exists()
 
 
-def test_cmake_target_builds_the_example_app(tree, r0_planned_path, tmp_path):
-    # README, "Firmware with CMake": tflm_vit_ops against a TFLM library target.
-    build = qemu.build("cortex-m7", "reference")
+@pytest.mark.parametrize("kernels", ["reference", "cmsis_nn"])
+def test_cmake_target_builds_the_example_app(tree, r0_planned_path, tmp_path, kernels):
+    # README, "Firmware with CMake": tflm_vit_ops against a TFLM library target; with
+    # CMSIS-NN given, our DSP fast paths are compiled in (SMLAD in the linear kernel).
+    build = qemu.build("cortex-m7", kernels)
     lib = build.bindir.parent / "lib" / "libtensorflow-microlite.a"
     tflm = tmp_path / "libtflm.a"
     shutil.copy(lib, tflm)
@@ -273,6 +275,7 @@ add_library(tflm STATIC IMPORTED)
 set_target_properties(tflm PROPERTIES IMPORTED_LOCATION {tflm}
   INTERFACE_INCLUDE_DIRECTORIES "{tree};{dl / 'flatbuffers/include'};{dl / 'gemmlowp'}")
 set(TFLM_VIT_TFLM_TARGET tflm)
+{f"set(TFLM_VIT_CMSIS_NN_DIR {dl / 'cmsis_nn'})" if kernels == "cmsis_nn" else ""}
 add_subdirectory({REPO / 'custom_ops'} tflm_vit)
 add_executable(app {fw / 'example/main.cc'} {tmp_path / 'model.cc'} {fw / 'boards/mps2/board.cc'})
 target_include_directories(app PRIVATE {tmp_path} {fw / 'boards'})
@@ -291,6 +294,12 @@ target_link_options(app PRIVATE --specs=rdimon.specs -Wl,--gc-sections
         proc = subprocess.run(cmd, capture_output=True, text=True)
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     qemu.run(out / "app", "cortex-m7", marker="TFLM_VIT_EXAMPLE_PASS")
+    (ops_lib,) = out.glob("tflm_vit/libtflm_vit_ops.a")
+    disassembly = subprocess.run(["arm-none-eabi-objdump", "-d", str(ops_lib)],
+                                 capture_output=True, text=True, check=True).stdout
+    linear = disassembly[disassembly.index("<tv_linear_row_s8>:"):]
+    linear = linear[:linear.index("\n\n")]
+    assert ("smlad" in linear) == (kernels == "cmsis_nn")
 
 
 def test_cmake_target_without_tflm_is_a_clear_error(tmp_path):
@@ -347,3 +356,69 @@ def test_example_app_compiles_for_the_nucleo_f746zg(tree, r0_planned_path, tmp_p
              f"-I{REPO / 'custom_ops/kernels'}", "-c", str(src), "-o",
              str(tmp_path / (src.stem + ".o"))], capture_output=True, text=True)
         assert proc.returncode == 0, f"{src.name}:\n{proc.stderr[-3000:]}"
+
+
+# --- instruction counting (bench/instructions.py) ------------------------------------------
+
+@pytest.fixture(scope="module")
+def small_planned(trained_supernet, digits):
+    """The default space's smallest subnet, converted and planned (a fast trace)."""
+    from tflm_vit.space import DEFAULT_SPACE
+    rep = digits.x_train[:16].astype("float32")
+    (m,) = [m for m in bench_firmware._variants("small", trained_supernet,
+                                                DEFAULT_SPACE.smallest(), rep)
+            if m.variant == "planned"]
+    return m
+
+
+def _count(build, m, tmp_path):
+    import instructions
+    path, inp = tmp_path / "m.tflite", tmp_path / "in.bin"
+    path.write_bytes(m.data)
+    inp.write_bytes(m.image.tobytes())
+    return instructions.count(build, path, inp, 1 << 16)
+
+
+def test_instruction_counts_are_exact_per_op_and_repeatable(small_planned, tmp_path):
+    from tflm_vit.tflite_model import parse_model
+    fast = qemu.build("cortex-m7", "cmsis_nn")
+    first, again = _count(fast, small_planned, tmp_path), _count(fast, small_planned, tmp_path)
+    assert first.total == again.total and first.ops == again.ops  # deterministic
+    assert [tag for tag, _ in first.ops] == [op.name for op in parse_model(small_planned.data).ops]
+    assert all(n > 0 for _, n in first.ops)
+    # Everything between the op markers is the ops'; the rest is TFLM's loop and the
+    # profiler calls, a few dozen instructions per op.
+    outside = first.total - sum(n for _, n in first.ops)
+    assert 0 < outside < 100 * len(first.ops), outside
+    assert sum(first.per_kind().values()) == sum(n for _, n in first.ops)
+    assert sum(first.functions.values()) == first.total
+    assert bench_firmware._parse(first.output)[0] == bench_firmware.wheel_output(small_planned)
+
+
+def test_fast_paths_cost_fewer_instructions_than_the_portable_kernels(small_planned, tmp_path):
+    # The same model, the same output, on the portable C (reference build) and on the DSP
+    # fast paths (CMSIS-NN build): every matrix op of ours takes fewer instructions.
+    naive = _count(qemu.build("cortex-m7", "reference"), small_planned, tmp_path)
+    fast = _count(qemu.build("cortex-m7", "cmsis_nn"), small_planned, tmp_path)
+    assert bench_firmware._parse(naive.output)[0] == bench_firmware._parse(fast.output)[0]
+    for (tag, n), (_, f) in zip(naive.ops, fast.ops):
+        if tag in ("TV_LINEAR", "TV_MLP", "TV_ATTENTION", "TV_PATCH_EMBED",
+                   "TV_LOW_RANK_LINEAR"):
+            assert f < n, (tag, f, n)
+
+
+def test_counting_an_elf_without_markers_is_a_clear_error(small_planned, tmp_path):
+    import instructions
+    build = qemu.build("cortex-m7", "reference")
+    # An ELF without the runner's markers (the vector tests) cannot be counted.
+    path = tmp_path / "m.tflite"
+    path.write_bytes(small_planned.data)
+    with pytest.raises(qemu.FirmwareError, match="has no tv_mark_invoke_begin"):
+        instructions.count(_VectorsAsRunner(build), path, path, 1 << 16)
+
+
+class _VectorsAsRunner:
+    """A build whose model runner is the vector-test ELF (which has no markers)."""
+
+    def __init__(self, build):
+        self.cpu, self.model_runner = build.cpu, build.vector_tests

@@ -39,7 +39,7 @@ def _cmd_analyze(args) -> int:
     from tflm_vit.memory import predict
     target = _target(args)
     _png_path(args.png)
-    r = report.analyze(args.model)
+    r = report.analyze(args.model, latency_cpu=args.cpu)
     if args.json:
         print(r.to_json(with_ops=not args.no_ops))
     else:
@@ -345,6 +345,8 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--png", help="write a live-bytes-per-op timeline here")
     a.add_argument("--json", action="store_true", help="machine-readable output")
     a.add_argument("--no-ops", action="store_true", help="summary only, no per-op table")
+    a.add_argument("--cpu", default="cortex-m7", choices=("cortex-m7", "cortex-m4"),
+                   help="CPU of the latency model's instruction counts (default cortex-m7)")
     target_args(a, "wheel")
     a.set_defaults(fn=_cmd_analyze)
 

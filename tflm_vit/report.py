@@ -27,6 +27,8 @@ class OpRow:
     live_bytes: int  # all activations alive while this op runs (16-byte aligned)
     planned_bytes: int = 0  # arena bytes in use at this op with our plan
     bound_bytes: int = 0  # bytes no plan can avoid at this op
+    macs: int = 0
+    instructions: int = 0  # the latency model's prediction on latency_cpu
 
 
 @dataclasses.dataclass
@@ -44,6 +46,10 @@ class MemoryReport:
     lower_bound: int = 0  # head bound + tail
     bound_op: str = ""  # the op where the bound is reached ("3 TV_ATTENTION")
     plan_note: str = ""  # why there is no plan, if there is none
+    latency_cpu: str = ""  # the CPU of the latency model's prediction
+    instructions: int = 0  # predicted instructions of one Invoke() there
+    macs: int = 0
+    latency_fallback_ops: int = 0  # ops of kinds never counted (all-kinds fit used)
 
     @property
     def peak_live_bytes(self) -> int:
@@ -72,7 +78,17 @@ def op_rows(info: ModelInfo, live: list[int]) -> list[OpRow]:
     return rows
 
 
-def analyze(model, name: str | None = None) -> MemoryReport:
+def add_latency(report: MemoryReport, data: bytes, cpu: str) -> None:
+    """The latency model's instructions per op (tflm_vit/latency.py) on `cpu`."""
+    from tflm_vit.latency import predict_latency
+    pred = predict_latency(data, cpu)
+    for row, op in zip(report.ops, pred.ops):
+        row.macs, row.instructions = op.macs, op.instructions
+    report.latency_cpu, report.instructions, report.macs = cpu, pred.instructions, pred.macs
+    report.latency_fallback_ops = sum(not op.fitted for op in pred.ops)
+
+
+def analyze(model, name: str | None = None, latency_cpu: str | None = "cortex-m7") -> MemoryReport:
     """Report for a model (path or bytes). Raises a clear error for a file that is not a
     TFLite model, a corrupted one, or one using an op the wheel cannot resolve."""
     from tflm_vit.errors import PlanError
@@ -88,6 +104,8 @@ def analyze(model, name: str | None = None) -> MemoryReport:
         arena_total=alloc.total, arena_head=alloc.head, arena_tail=alloc.tail,
         tail_buckets=alloc.buckets, ops=op_rows(info, [op.live_bytes for op in given.ops]),
         predicted_arena=given.total)
+    if latency_cpu:
+        add_latency(report, data, latency_cpu)
     try:
         planned = plan_model(data)
     except PlanError as e:
@@ -128,6 +146,11 @@ def format_report(report: MemoryReport, with_ops: bool = True, width: int = 110)
         console.print(plan)
     else:
         console.print(f"no plan: {report.plan_note}")
+    if report.latency_cpu:
+        note = (f"; {report.latency_fallback_ops} ops of kinds never counted use the "
+                "all-kinds fit" if report.latency_fallback_ops else "")
+        console.print(f"latency model on {report.latency_cpu}: {report.instructions:,} "
+                      f"instructions per inference, {report.macs:,} MACs{note}")
     if report.tail_buckets:
         tail = Table(title="tail allocations (TFLM recording allocator)")
         for col in ("bucket", "used", "requested", "count"):
@@ -138,12 +161,13 @@ def format_report(report: MemoryReport, with_ops: bool = True, width: int = 110)
     if with_ops:
         ops = Table(title="per op (bytes)")
         for col in ("#", "op", "output shape", "in act", "out", "weights", "live",
-                    "planned", "bound"):
+                    "planned", "bound", "MACs", "instructions"):
             ops.add_column(col, justify="left" if col in ("op", "output shape") else "right")
         for r in report.ops:
             ops.add_row(str(r.index), r.op, " ".join(str(s) for s in r.output_shapes),
                         f"{r.input_bytes:,}", f"{r.output_bytes:,}", f"{r.weight_bytes:,}",
-                        f"{r.live_bytes:,}", f"{r.planned_bytes:,}", f"{r.bound_bytes:,}")
+                        f"{r.live_bytes:,}", f"{r.planned_bytes:,}", f"{r.bound_bytes:,}",
+                        f"{r.macs:,}", f"{r.instructions:,}")
         console.print(ops)
     return buf.getvalue()
 

@@ -10,6 +10,14 @@ int32_t tv_rounding_divide_by_pot(int32_t x, int exponent) {
   return tv_rounding_divide_by_pot_inline(x, exponent);
 }
 
+int32_t tv_requantize_left(int32_t x, int32_t multiplier, int32_t shift) {
+  // Left shift in 64 bits and saturate, so large shifts never overflow silently.
+  int64_t shifted = (int64_t)x * ((int64_t)1 << shift);
+  if (shifted > INT32_MAX) shifted = INT32_MAX;
+  if (shifted < INT32_MIN) shifted = INT32_MIN;
+  return tv_high_mul_unsaturated((int32_t)shifted, multiplier);
+}
+
 int32_t tv_requantize(int32_t x, tv_quant_multiplier q) {
   if (q.multiplier == INT32_MIN) {  // the one case the inline form leaves out
     const int left = q.shift > 0 ? q.shift : 0;

@@ -50,15 +50,14 @@ static inline int32_t tv_rounding_divide_by_pot_inline(int32_t x, int exponent) 
   return (x >> exponent) + (remainder > threshold ? 1 : 0);
 }
 
+// tv_requantize with a left shift (shift > 0), for a multiplier other than INT32_MIN:
+// out of line, so the inner loops do not compute it speculatively (multipliers >= 1 are
+// rare: a scale that grows).
+int32_t tv_requantize_left(int32_t x, int32_t multiplier, int32_t shift);
+
 // tv_requantize for a multiplier other than INT32_MIN (validated by every kernel).
 static inline int32_t tv_requantize_inline(int32_t x, int32_t multiplier, int32_t shift) {
-  if (shift > 0) {
-    // Left shift in 64 bits and saturate, so large shifts never overflow silently.
-    int64_t shifted = (int64_t)x * ((int64_t)1 << shift);
-    if (shifted > INT32_MAX) shifted = INT32_MAX;
-    if (shifted < INT32_MIN) shifted = INT32_MIN;
-    return tv_high_mul_unsaturated((int32_t)shifted, multiplier);
-  }
+  if (__builtin_expect(shift > 0, 0)) return tv_requantize_left(x, multiplier, shift);
   return tv_rounding_divide_by_pot_inline(tv_high_mul_unsaturated(x, multiplier), -shift);
 }
 

@@ -16,7 +16,7 @@ tv_status tv_softmax_row_q15(int32_t* row, int32_t n, tv_quant_multiplier to_q16
     // Difference in 64 bits, clamped: scores of opposite extremes cannot overflow.
     int64_t diff = (int64_t)row[j] - max;
     if (diff < INT32_MIN) diff = INT32_MIN;
-    row[j] = tv_exp_q16_to_q30(tv_requantize_inline((int32_t)diff, to_q16.multiplier, to_q16.shift));
+    row[j] = tv_exp_q16_to_q30_inline(tv_requantize_inline((int32_t)diff, to_q16.multiplier, to_q16.shift));
     sum += row[j];
   }
   // The maximum contributes exp(0) ~ 2^30, so sum >= 2^30 and inv <= 2^32.
