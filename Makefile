@@ -53,6 +53,7 @@ bench: install firmware-deps
 	$(BIN)/python bench/fidelity.py
 	$(BIN)/python bench/memory.py
 	$(BIN)/python bench/firmware.py
+	$(BIN)/python bench/speed.py
 
 clean:
 	rm -rf build $(VENV) runs

@@ -1,5 +1,5 @@
 """How many Newton iterations the LayerNorm square root needs: the measured table
-behind tflm_vit.ops.layernorm.DEFAULT_SQRT_ITERATIONS.
+behind tflm_vit.twins.layernorm.DEFAULT_SQRT_ITERATIONS.
 
 For token rows like a ViT's (widths 32-192, spread 3-60 LSB, offsets), runs the C
 LayerNorm with 1..8 iterations and measures the square root's relative error over
@@ -20,7 +20,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from provenance import stamp  # noqa: E402
 
 from tflm_vit import _kernels as K  # noqa: E402
-from tflm_vit.ops import layernorm as LN  # noqa: E402
+from tflm_vit.twins import layernorm as LN  # noqa: E402
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 

@@ -15,7 +15,7 @@ from tflm_vit.converters import model_io as mio
 from tflm_vit.converters import patterns as pat
 from tflm_vit.converters.rewrites import NewOp, Rewriter, Settings, Unmappable
 from tflm_vit.errors import ConversionError
-from tflm_vit.ops import options as tv_options
+from tflm_vit.twins import options as tv_options
 from tflm_vit.tflite_model import load_model
 
 # Ops that stay as they are: stock int8 TFLM builtins that need no custom op.
@@ -30,6 +30,9 @@ class Rewritten:
     new_ops: list[NewOp]
     verified: str = "not run"
     stock_max_lsb: int | None = None  # |new - stock| at the rewrite's output, on the samples
+    # |op - stock| per new op fed the stock model's own inputs (the op alone, no error
+    # carried in from upstream), max over the samples; None where not comparable.
+    isolated_lsb: dict | None = None
 
 
 @dataclasses.dataclass
@@ -193,9 +196,15 @@ def convert(model, *, fuse_mlp: bool = True, gelu: str = "table",
                         overwrite_image=overwrite_image)
     editable = mio.read(data)
     groups, left = _plan(info, Rewriter(editable, settings), settings, strict=not keep_unmapped)
+    n_stock = len(info.tensors)
     for g in groups:  # remember original indices before the build renumbers tensors
         for op in g.new_ops:
             op.stock_output = op.output._index
+            ins = [op.inputs[k]._index for k in op.activations]
+            # Inputs that are tensors of the stock model (not made by the rewrite) let the
+            # op be compared with the stock ops it replaces on exactly the same inputs.
+            if all(i is not None and 0 <= i < n_stock for i in ins):
+                op.stock_inputs = tuple(ins)
     _apply(editable, groups)
     out = mio.build(editable)
     result = Conversion(out, sorted(groups, key=lambda g: g.replaced[0]),

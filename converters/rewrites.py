@@ -17,14 +17,14 @@ from tflite_micro.tensorflow.lite.micro.compression import model_editor as me
 from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
 
 from tflm_vit.converters import model_io as mio
-from tflm_vit.ops import attention as att
-from tflm_vit.ops.fixed_point import dequantize, quantize, quantize_multipliers
-from tflm_vit.ops import gelu as gl
-from tflm_vit.ops import layernorm as ln
-from tflm_vit.ops import linear as lin
-from tflm_vit.ops import mlp as mlp_ops
-from tflm_vit.ops import options
-from tflm_vit.ops import patch_embed as pe
+from tflm_vit.twins import attention as att
+from tflm_vit.twins.fixed_point import dequantize, quantize, quantize_multipliers
+from tflm_vit.twins import gelu as gl
+from tflm_vit.twins import layernorm as ln
+from tflm_vit.twins import linear as lin
+from tflm_vit.twins import mlp as mlp_ops
+from tflm_vit.twins import options
+from tflm_vit.twins import patch_embed as pe
 
 CUSTOM = schema.BuiltinOperator.CUSTOM
 
@@ -44,6 +44,9 @@ class NewOp:
     reference: Callable[..., np.ndarray]
     activations: tuple[int, ...] = (0,)  # which inputs are activations, for reference
     stock_output: int | None = None  # the output's tensor index in the original model
+    # The activation inputs' tensor indices in the original model, when all are stock
+    # tensors: the verification feeds the op the stock model's values there.
+    stock_inputs: tuple[int, ...] | None = None
     # Activation inputs -> float-then-quantise output, for ops with a float definition
     # to hold them to (LayerNorm, GELU): the fidelity measurements use it.
     float_reference: Callable[..., np.ndarray] | None = None

@@ -17,11 +17,13 @@ def _ops(indices) -> str:
 def format_conversion(result) -> str:
     console = Console(width=120, record=True, force_terminal=False, file=io.StringIO())
     t = Table(title="rewritten", title_justify="left")
-    for col in ("kind", "old ops", "new ops", "verified", "max |new - stock| (LSB)"):
+    for col in ("kind", "old ops", "new ops", "verified", "alone vs stock (LSB)",
+                "in the model vs stock (LSB)"):
         t.add_column(col)
     for g in result.rewritten:
+        alone = ", ".join(f"{v}" for v in (g.isolated_lsb or {}).values()) or "-"
         t.add_row(g.kind, _ops(g.replaced), ", ".join(o.custom_code for o in g.new_ops),
-                  g.verified, "-" if g.stock_max_lsb is None else str(g.stock_max_lsb))
+                  g.verified, alone, "-" if g.stock_max_lsb is None else str(g.stock_max_lsb))
     console.print(t)
     left = Table(title="left as they are", title_justify="left")
     for col in ("ops", "names", "why"):
@@ -35,4 +37,8 @@ def format_conversion(result) -> str:
         line += (f"\ntop-1 agreement with the stock model on {result.samples} verification "
                  f"inputs: {result.top1_agreement_with_stock:.2f}")
     console.print(line)
+    if result.samples:
+        console.print("alone vs stock: each op fed the stock model's own values at its inputs "
+                      "(bounds per op in converters/verify.py); in the model: at the rewrite's "
+                      "output, with the differences of every op before it")
     return console.export_text()

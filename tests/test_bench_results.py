@@ -11,16 +11,23 @@ import pytest
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
-STAMPED = ("memory.json", "stock_tflm.json", "isqrt_iterations.json", "firmware.json",
-           "fidelity.json")
+# result file -> (the script that writes it, its Markdown table)
+STAMPED = {"memory.json": ("memory.py", "memory.md"),
+           "stock_tflm.json": ("stock_tflm.py", "stock_tflm.md"),
+           "isqrt_iterations.json": ("isqrt_iterations.py", "isqrt_iterations.md"),
+           "firmware.json": ("firmware.py", "firmware.md"),
+           "fidelity.json": ("fidelity.py", "fidelity.md"),
+           "model_speed.json": ("speed.py", "speed.md"),
+           "kernel_speed.json": ("speed.py", "speed.md")}
 
 
-@pytest.mark.parametrize("name", STAMPED)
+@pytest.mark.parametrize("name", sorted(STAMPED))
 def test_result_files_carry_commit_and_command(name):
+    script, table = STAMPED[name]
     doc = json.loads((RESULTS / name).read_text())
-    assert doc["command"].startswith(f"python bench/{name.replace('.json', '.py')}")
+    assert doc["command"].startswith(f"python bench/{script}")
     assert doc["commit"] and "uncommitted" not in doc["commit"], doc["commit"]
-    md = (RESULTS / name.replace(".json", ".md")).read_text()
+    md = (RESULTS / table).read_text()
     assert doc["command"] in md and doc["commit"] in md
     assert not doc.get("problems"), doc.get("problems")
 
@@ -73,3 +80,37 @@ def test_firmware_r0_rows_regenerate_on_the_m7():
         want = next(c for c in committed if (c["name"], c["variant"], c["cpu"], c["kernels"])
                     == (row["name"], row["variant"], row["cpu"], row["kernels"]))
         assert {k: row[k] for k in fields} == {k: want[k] for k in fields}, row["variant"]
+
+
+def test_fidelity_claims_hold_on_a_cheap_run():
+    # A short training and the largest and smallest subnets: every conversion verified on
+    # real images (bit-exact with the twins, each op within its bound of stock) and the
+    # per-op error claims of the committed table hold.
+    doc = _run("fidelity.py", "--steps", "200", "--random", "0", "--print")
+    committed = json.loads((RESULTS / "fidelity.json").read_text())
+    assert doc["problems"] == []
+    assert [m["name"] for m in doc["models"]] == ["largest", "smallest"]
+    for m in doc["models"]:
+        assert m["stock_alone_max_lsb"]["TV_LINEAR"] == 0
+        assert m["stock_alone_max_lsb"]["TV_PATCH_EMBED"] == 0
+    for kind in ("gelu", "layernorm", "linear", "attention"):
+        assert doc["ops"][kind]["max_lsb"] <= committed["ops"][kind]["max_lsb"], kind
+
+
+def test_speed_r0_rows_regenerate_on_the_m7():
+    # Instruction counts are exact: R0's rows on the M7 come back to the instruction.
+    doc = _run("speed.py", "--only", "R0")
+    committed = json.loads((RESULTS / "model_speed.json").read_text())["models"]
+    assert doc["problems"] == []
+    rows = doc["models"]
+    assert {r["variant"] for r in rows} == {"stock_reference", "stock_cmsis_nn", "ours"}
+    for row in rows:
+        want = next(c for c in committed
+                    if (c["name"], c["cpu"], c["variant"]) == ("R0", row["cpu"], row["variant"]))
+        assert (row["instructions"], row["arena"], row["per_op"]) == \
+            (want["instructions"], want["arena"], want["per_op"]), row["variant"]
+    kernels = json.loads((RESULTS / "kernel_speed.json").read_text())["kernels"]
+    for k in doc["kernels"]:
+        want = next(c for c in kernels if (c["name"], c["cpu"], c["variant"])
+                    == (k["name"], k["cpu"], k["variant"]))
+        assert (k["macs"], k["instructions"]) == (want["macs"], want["instructions"])

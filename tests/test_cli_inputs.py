@@ -190,3 +190,49 @@ def test_memory_model_refuses_a_float_model_instead_of_guessing(tmp_path, capsys
     assert "the memory model covers int8 models; the graph input tensor " in line
     assert "is FLOAT32" in line
     assert not (tmp_path / "p.tflite").exists()
+
+
+def test_convert_verifies_on_real_images_when_given_data(r0_path, tmp_path, capsys):
+    assert main(["convert", str(r0_path), "-o", str(tmp_path / "c.tflite"), "--data",
+                 "digits"]) == 0
+    out = capsys.readouterr().out
+    assert "verification inputs" in out and "on 8 verification" in out
+    assert "alone vs stock" in out
+
+
+def test_convert_with_missing_data_is_one_line(r0_path, tmp_path, capsys):
+    line = _error(capsys, "convert", r0_path, "-o", tmp_path / "c.tflite", "--data",
+                  tmp_path / "none")
+    assert line.startswith("tflm-vit convert: error: ") and "none" in line
+    assert not (tmp_path / "c.tflite").exists()
+
+
+# --- the whole CLI at boundary values (found by a sweep of every command's flags) ---------
+
+@pytest.mark.parametrize("command", [["demo", "--steps", "1"], ["train", "--steps", "1"]])
+@pytest.mark.parametrize("seed", ["-1", "4294967296"])
+def test_seeds_outside_32_bits_are_refused_by_argparse(tmp_path, capsys, command, seed):
+    with pytest.raises(SystemExit) as e:
+        main([*command, "--out", str(tmp_path / "o"), "--seed", seed])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert "argument --seed:" in err and "is outside [0, 4294967295]" in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_an_unknown_config_name_is_refused_before_training(tmp_path, capsys):
+    line = _error(capsys, "demo", "--config", "R9", "--out", tmp_path / "o")
+    assert line == ("tflm-vit demo: error: --config R9: not R0, R1, R2, a JSON file or a "
+                    "JSON string")
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("command", ["convert", "plan"])
+def test_output_paths_are_checked_before_the_work(r0_path, tmp_path, capsys, command):
+    assert _error(capsys, command, r0_path, "-o", "") == \
+        f"tflm-vit {command}: error: -o: give an output file"
+    assert _error(capsys, command, r0_path, "-o", tmp_path) == \
+        f"tflm-vit {command}: error: -o {tmp_path}: is a directory, give an output file"
+    missing = tmp_path / "none" / "x.tflite"
+    assert _error(capsys, command, r0_path, "-o", missing) == \
+        f"tflm-vit {command}: error: -o {missing}: no such directory {missing.parent}"

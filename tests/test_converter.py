@@ -10,7 +10,7 @@ import pytest
 from tflite_micro.tensorflow.lite.micro.compression import model_editor as me
 from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
 
-from tflm_vit import evaluate, runtime, tflm_ops
+from tflm_vit import evaluate, runtime, op_library
 from tflm_vit.config import SubnetConfig
 from tflm_vit.converters.convert import convert
 from tflm_vit.converters.verify import op_errors
@@ -156,8 +156,8 @@ def test_op_outside_any_pattern_is_refused_by_name(converted):
 
 
 def test_registerer_refuses_what_is_not_the_wheels_resolver():
-    tflm_ops.load()
-    fn = ctypes.CDLL(str(tflm_ops.library_path())).TflmVitRegisterOps
+    op_library.load()
+    fn = ctypes.CDLL(str(op_library.library_path())).TflmVitRegisterOps
     fn.restype, fn.argtypes = ctypes.c_bool, [ctypes.c_void_p]
     assert fn(None) is False
     fake = (ctypes.c_uint8 * 16384)()
@@ -197,3 +197,26 @@ def test_layernorm_parameters_read_off_the_graph_match_the_keras_weights(convert
                 step = max(np.abs(want).max() / 127, 1e-6)
                 np.testing.assert_allclose(got[part], want, atol=step, err_msg=f"{name} {key}")
             assert got["eps"] == pytest.approx(LN_EPSILON, rel=0.05), (name, key)
+
+
+def test_each_op_alone_is_within_its_bound_of_the_stock_ops(converted):
+    # Fed the stock model's own values at its inputs (real test images; the conversion
+    # checked each against its bound), every kind was compared; the linear maps and the
+    # patch embedding are bit-exact with TFLite's FULLY_CONNECTED / CONV_2D.
+    seen = {}
+    for name, (_, result, _, _) in converted.items():
+        for g in result.rewritten:
+            for kind, lsb in g.isolated_lsb.items():
+                seen[kind] = max(seen.get(kind, 0), lsb)
+    assert {"TV_PATCH_EMBED", "TV_LINEAR", "TV_LAYERNORM", "TV_ATTENTION", "TV_MLP"} <= set(seen)
+    assert seen["TV_LINEAR"] == 0 and seen["TV_PATCH_EMBED"] == 0
+
+
+def test_an_op_beyond_its_stock_bound_fails_the_conversion(converted, monkeypatch):
+    from tflm_vit.converters import verify
+    model, _, _, samples = converted["largest"]
+    monkeypatch.setitem(verify.STOCK_LSB_BOUND, "TV_ATTENTION", -1)
+    with pytest.raises(ConversionError, match=r"TV_ATTENTION \(replacing ops \[.*\]\) differs "
+                       r"from the stock ops it replaces, on the same inputs, by -?\d+ LSB more "
+                       r"than stock differs from float, above its bound of -1 LSB"):
+        convert(model, samples=samples[:2])

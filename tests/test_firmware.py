@@ -122,7 +122,7 @@ def test_resolver_methods_are_tflm_methods(tree):
 # --- on target ------------------------------------------------------------------------------
 
 def test_kernel_vectors_bit_exact_on_target(build, tmp_path):
-    from tflm_vit.ops.vectors import write_vectors
+    from tflm_vit.twins.vectors import write_vectors
     path = tmp_path / "vectors.bin"
     n = write_vectors(path, cases_per_kernel=12, seed=7)
     result = qemu.run(build.vector_tests, build.cpu, [path], marker="TFLM_VIT_VECTORS_PASS")
@@ -131,7 +131,7 @@ def test_kernel_vectors_bit_exact_on_target(build, tmp_path):
 
 def test_kernel_vectors_catch_a_wrong_byte(tmp_path):
     # The replay is not vacuous: flip one expected byte and it fails, naming the case.
-    from tflm_vit.ops.vectors import write_vectors
+    from tflm_vit.twins.vectors import write_vectors
     path = tmp_path / "vectors.bin"
     write_vectors(path, cases_per_kernel=1, seed=3)
     data = bytearray(path.read_bytes())
@@ -192,7 +192,7 @@ def test_runner_treats_failure_missing_marker_and_hang_as_failures(tmp_path):
     with pytest.raises(qemu.FirmwareError, match="exit 2"):
         qemu.run(build.vector_tests, "cortex-m7", [tmp_path / "missing.bin"],
                  marker="TFLM_VIT_VECTORS_PASS")
-    from tflm_vit.ops.vectors import write_vectors
+    from tflm_vit.twins.vectors import write_vectors
     path = tmp_path / "v.bin"
     write_vectors(path, cases_per_kernel=1)
     with pytest.raises(qemu.FirmwareError, match="without its pass marker NOT_THERE"):
@@ -324,7 +324,7 @@ def test_bazel_builds_and_tests_the_kernels(tmp_path):
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
         assert "1 test passes" in proc.stdout + proc.stderr or \
             "PASSED" in proc.stdout + proc.stderr
-        from tflm_vit.ops.vectors import write_vectors
+        from tflm_vit.twins.vectors import write_vectors
         vectors = tmp_path / "v.bin"
         n = write_vectors(vectors, cases_per_kernel=4)
         binary = subprocess.run(["bazel", f"--output_user_root={tmp_path / 'bazel'}", "info",

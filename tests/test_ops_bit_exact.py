@@ -8,14 +8,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tflm_vit import _kernels as K
-from tflm_vit.ops import attention as A
-from tflm_vit.ops import fixed_point as fp
-from tflm_vit.ops import gelu as G
-from tflm_vit.ops import layernorm as LN
-from tflm_vit.ops import linear as L
-from tflm_vit.ops import mlp as M
-from tflm_vit.ops import patch_embed as PE
-from tflm_vit.ops import softmax as S
+from tflm_vit.twins import attention as A
+from tflm_vit.twins import fixed_point as fp
+from tflm_vit.twins import gelu as G
+from tflm_vit.twins import layernorm as LN
+from tflm_vit.twins import linear as L
+from tflm_vit.twins import mlp as M
+from tflm_vit.twins import patch_embed as PE
+from tflm_vit.twins import softmax as S
 
 SCALE = st.floats(1e-3, 0.2)
 ZP = st.integers(-128, 127)
@@ -225,7 +225,7 @@ def test_bad_shapes_and_parameters_are_named():
 
 
 def test_options_blob_round_trip_and_errors():
-    from tflm_vit.ops import options
+    from tflm_vit.twins import options
     blob = options.pack("TV_LINEAR", dict(tokens=4, in_features=8, out_features=3,
                                           input_offset=-2, output_offset=5))
     assert K.parse_options(blob, 3, 5) == [4, 8, 3, -2, 5]

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 
 from tflm_vit import _kernels as K
-from tflm_vit.ops import attention as A
-from tflm_vit.ops import fixed_point as fp
-from tflm_vit.ops import gelu as G
-from tflm_vit.ops import layernorm as LN
-from tflm_vit.ops import linear as L
-from tflm_vit.ops import softmax as S
+from tflm_vit.twins import attention as A
+from tflm_vit.twins import fixed_point as fp
+from tflm_vit.twins import gelu as G
+from tflm_vit.twins import layernorm as LN
+from tflm_vit.twins import linear as L
+from tflm_vit.twins import softmax as S
 
 
 def _lsb(a, b):

@@ -53,13 +53,41 @@ def _cmd_analyze(args) -> int:
     return 0
 
 
+VERIFY_IMAGES = 8  # real images the conversion is verified on
+
+
+def _quantized_inputs(model, images):
+    """Float NHWC images as the model's int8 input."""
+    from tflm_vit import evaluate, runtime
+    scale, zp = runtime.quantization(runtime.make_interpreter(model)[0].get_input_details(0))
+    return evaluate.quantize(images, scale, zp)
+
+
+def _real_samples(model_path, data_name):
+    """The first VERIFY_IMAGES test images of the data, at the model's resolution."""
+    from tflm_vit.data import load_dataset
+    from tflm_vit.export import prepare_images
+    from tflm_vit.tflite_model import load_model
+    data_bytes, info = load_model(model_path)
+    _, h, w, c = info.tensors[info.inputs[0]].shape
+    data = load_dataset(data_name, h)
+    if data.x_test.shape[-1] != c:
+        raise TflmVitError(f"--data {data_name}: images have {data.x_test.shape[-1]} channels, "
+                           f"the model's input {c}")
+    return _quantized_inputs(data_bytes, prepare_images(data.x_test[:VERIFY_IMAGES], h))
+
+
 def _cmd_convert(args) -> int:
     from tflm_vit.converters.convert import convert
     from tflm_vit.converters.summary import format_conversion
+    _output_file(args.output)
+    samples = None if args.data is None or args.no_verify else _real_samples(args.model,
+                                                                           args.data)
     result = convert(args.model, fuse_mlp=not args.no_fuse_mlp, gelu=args.gelu,
                      sqrt_iterations=args.sqrt_iterations,
                      overwrite_image=not args.keep_image,
-                     keep_unmapped=args.keep_unmapped, verify=not args.no_verify)
+                     keep_unmapped=args.keep_unmapped, verify=not args.no_verify,
+                     samples=samples)
     with open(args.output, "wb") as f:
         f.write(result.model)
     print(format_conversion(result))
@@ -74,6 +102,7 @@ def _cmd_plan(args) -> int:
     from tflm_vit.errors import PlanError
     from tflm_vit.memory.api import exact_summary
     from tflm_vit.memory.planner import DEFAULT_TIME_LIMIT_S
+    _output_file(args.output)
     limit = DEFAULT_TIME_LIMIT_S if args.time_limit is None else args.time_limit
     if not limit > 0:
         raise PlanError(f"--time-limit must be > 0 seconds, got {args.time_limit:g}")
@@ -148,7 +177,33 @@ def _parse_config(text: str):
     if os.path.isfile(text):
         with open(text) as f:
             text = f.read()
+    elif not text.lstrip().startswith("{"):
+        raise TflmVitError(f"--config {text}: not {', '.join(REFERENCE_CONFIGS)}, a JSON file "
+                           "or a JSON string")
     return SubnetConfig.from_json(text)
+
+
+def seed_int(text: str) -> int:
+    """A seed for the data split and training: a whole number in [0, 2^32 - 1]."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(f"{value} is outside [0, 4294967295]")
+    return value
+
+
+def _output_file(path: str, flag: str = "-o") -> str:
+    """An output file path whose folder exists, checked before any work is done."""
+    if not path:
+        raise TflmVitError(f"{flag}: give an output file")
+    if os.path.isdir(path):
+        raise TflmVitError(f"{flag} {path}: is a directory, give an output file")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise TflmVitError(f"{flag} {path}: no such directory {folder}")
+    return path
 
 
 def _export_and_check(net, config, data, out_dir, quiet=False):
@@ -186,7 +241,9 @@ def _convert_and_check(model, x, float_logits, data, out_dir, quiet=False):
     from tflm_vit.converters.convert import convert
     from tflm_vit.converters.summary import format_conversion
     from tflm_vit.memory import plan_model
-    result = convert(model)
+    # Verified on real test images: every op bit-exact with its twin, and each within its
+    # bound of the stock ops it replaces (converters/verify.py).
+    result = convert(model, samples=_quantized_inputs(model, x[:VERIFY_IMAGES]))
     planned = plan_model(result.model)
     path = os.path.join(out_dir, "subnet_tflm_vit.tflite")
     with open(path, "wb") as f:
@@ -234,6 +291,9 @@ def _cmd_demo(args) -> int:
 def _demo(args) -> int:
     from tflm_vit.train import evaluate_float
     args.quiet = False
+    # Every argument is checked before minutes of training (the subnet against the space
+    # after it, which depends on the data's class count).
+    chosen = _parse_config(args.config) if args.config else None
     t0 = time.time()
     net, space, data, history = _train(args)
     print(f"supernet trained on '{data.name}' ({len(data.x_train)} train / "
@@ -242,7 +302,7 @@ def _demo(args) -> int:
     for label, c in (("largest", space.largest()), ("smallest", space.smallest())):
         acc = evaluate_float(net, c, data.x_test, data.y_test)
         print(f"  {label:8s} {c.short():40s} float top-1 {acc:.3f}")
-    config = _parse_config(args.config) if args.config else space.largest()
+    config = chosen or space.largest()
     _export_and_check(net, config, data, args.out)
     return 0
 
@@ -279,7 +339,7 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--data", default="digits",
                         help="'digits' (built in) or a folder with one sub-folder per class")
         sp.add_argument("--space", help="SearchSpace JSON (default: the built-in space)")
-        sp.add_argument("--seed", type=int, default=0)
+        sp.add_argument("--seed", type=seed_int, default=0)
 
     d = sub.add_parser("demo", help="train a supernet, export a subnet, run it in TFLM")
     data_args(d)
@@ -302,7 +362,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--checkpoint", required=True)
     e.add_argument("--config", required=True, help="R0/R1/R2, a JSON file or JSON string")
     e.add_argument("--data", default="digits")
-    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--seed", type=seed_int, default=0)
     e.add_argument("--out", default="runs/export")
     e.set_defaults(fn=_cmd_export)
 
@@ -320,6 +380,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--keep-unmapped", action="store_true",
                    help="leave ops outside any known pattern instead of failing")
     c.add_argument("--no-verify", action="store_true", help="skip the in-TFLM verification")
+    c.add_argument("--data", help="verify on the first 8 test images of this data ('digits' "
+                   "or an image folder) instead of 8 seeded random images")
     c.set_defaults(fn=_cmd_convert)
 
     pl = sub.add_parser("plan", help="write a token-overwriting arena plan into a model "

@@ -22,7 +22,7 @@ from tflm_vit.errors import TflmVitError
 from tflm_vit.memory.predict import predict_info
 from tflm_vit.memory.targets import TARGETS, Target
 from tflm_vit.memory.tail import KNOWN_BUILTINS
-from tflm_vit.ops import options as tv_options
+from tflm_vit.twins import options as tv_options
 from tflm_vit.tflite_model import ModelInfo, load_model
 
 # Builtin -> its MicroMutableOpResolver<N> method (tensorflow/lite/micro/

@@ -15,7 +15,7 @@ import tempfile
 import numpy as np
 from tflite_micro.python.tflite_micro import runtime as tflm
 
-from tflm_vit import tflm_ops
+from tflm_vit import op_library
 from tflm_vit.errors import CustomOpError, ModelFileError, TflmVitError, UnsupportedOpError
 from tflm_vit.fdcapture import capture_fd
 from tflm_vit.tflite_model import ModelInfo, load_model
@@ -88,7 +88,7 @@ def _explain_failure(text: str, info: ModelInfo, arena_size: int) -> Exception:
         # Our ops are registered whenever the model uses them (registerers_for): only
         # the others can be the missing ones.
         names = sorted({o.name for o in info.ops} - set(_builtin_names())
-                       - set(tflm_ops.CUSTOM_CODES))
+                       - set(op_library.CUSTOM_CODES))
         return UnsupportedOpError(", ".join(names) or "CUSTOM",
                                   [o.index for o in info.ops if o.name in names])
     m = _OUT_OF_ARENA.search(text)
@@ -105,8 +105,8 @@ def _builtin_names():
 def registerers_for(info: ModelInfo, extra=()) -> list[str]:
     """The registerers a model needs: ours when it uses our ops, plus `extra`."""
     names = list(extra)
-    if tflm_ops.uses_our_ops(op.name for op in info.ops) and tflm_ops.REGISTERER not in names:
-        names.append(tflm_ops.load())
+    if op_library.uses_our_ops(op.name for op in info.ops) and op_library.REGISTERER not in names:
+        names.append(op_library.load())
     return names
 
 
@@ -161,7 +161,7 @@ def fits(model, arena_size: int) -> bool:
     data, info = load_model(model)
     extra = []
     if registerers_for(info):
-        extra = [str(tflm_ops.library_path()), tflm_ops.REGISTERER]
+        extra = [str(op_library.library_path()), op_library.REGISTERER]
     with tempfile.NamedTemporaryFile(suffix=".tflite") as f:
         f.write(data)
         f.flush()

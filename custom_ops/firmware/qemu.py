@@ -122,7 +122,7 @@ def _write_runner_ops(folder: pathlib.Path) -> None:
     sys.path.append(str(REPO))
     try:
         from tflm_vit.export_c import RESOLVER_METHODS, resolver_source
-        from tflm_vit.ops import options as tv_options
+        from tflm_vit.twins import options as tv_options
     finally:
         sys.path.remove(str(REPO))
     decl, body = resolver_source(sorted(RESOLVER_METHODS), sorted(tv_options.OPS), "runner_ops")

@@ -11,7 +11,7 @@ later op. Everything else must never share bytes with a buffer alive at the same
 - TV_ATTENTION: output over q (input 0); each query row is read into scratch first, and
   row i of the output only ever overwrites row i of q.
 - TV_PATCH_EMBED: output over the image, starting the op's `output_lead` option bytes
-  before it, when the converter found room (tflm_vit/ops/patch_embed.py).
+  before it, when the converter found room (tflm_vit/twins/patch_embed.py).
 - ADD (elementwise): output over any input of the same shape; element i is read before
   it is written.
 """
@@ -21,7 +21,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from tflm_vit.memory.scratch import our_options
-from tflm_vit.ops.patch_embed import NO_OVERWRITE
+from tflm_vit.twins.patch_embed import NO_OVERWRITE
 from tflm_vit.tflite_model import ModelInfo, OpInfo
 
 TOKENWISE = frozenset({"TV_LINEAR", "TV_LOW_RANK_LINEAR", "TV_MLP", "TV_LAYERNORM",

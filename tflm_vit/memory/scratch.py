@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from tflm_vit.errors import ModelFileError
-from tflm_vit.ops import options as tv_options
+from tflm_vit.twins import options as tv_options
 from tflm_vit.tflite_model import ModelInfo, OpInfo
 
 # Builtins whose int8 reference kernels request no scratch in the wheel.

@@ -21,7 +21,7 @@ import dataclasses
 from tflm_vit import _kernels
 from tflm_vit.memory.scratch import scratch_requests
 from tflm_vit.memory.targets import DEFAULT_TARGET, TARGETS, Target
-from tflm_vit.ops import options as tv_options
+from tflm_vit.twins import options as tv_options
 from tflm_vit.tflite_model import ModelInfo, OpInfo
 
 KERNEL_ALIGN = 16  # MicroContext::AllocatePersistentBuffer aligns to MicroArenaBufferAlignment

@@ -10,8 +10,8 @@ import dataclasses
 
 import numpy as np
 
-from tflm_vit.ops.fixed_point import clamp_s8, quantize_multiplier, requantize
-from tflm_vit.ops.softmax import softmax_float, softmax_rows_q15_ref
+from tflm_vit.twins.fixed_point import clamp_s8, quantize_multiplier, requantize
+from tflm_vit.twins.softmax import softmax_float, softmax_rows_q15_ref
 
 
 @dataclasses.dataclass(frozen=True)

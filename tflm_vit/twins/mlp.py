@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from tflm_vit.ops.gelu import lut_ref
-from tflm_vit.ops.linear import Stage, linear_ref
+from tflm_vit.twins.gelu import lut_ref
+from tflm_vit.twins.linear import Stage, linear_ref
 
 
 def mlp_ref(x: np.ndarray, up: list[Stage], table: np.ndarray, down: list[Stage]) -> np.ndarray:

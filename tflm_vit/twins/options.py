@@ -2,7 +2,7 @@
 
 One list of field names per op kind, in blob order: the single definition of our ops'
 kinds and fields. The C side reads them from custom_ops/kernels/tv_op_fields.h, which
-is generated from this file (`python -m tflm_vit.ops.options --header PATH`) and
+is generated from this file (`python -m tflm_vit.twins.options --header PATH`) and
 checked against it by the tests."""
 
 from __future__ import annotations
@@ -100,7 +100,7 @@ HEADER = "custom_ops/kernels/tv_op_fields.h"
 def c_header() -> str:
     """tv_op_fields.h: the op kinds and each op's field positions, for the C side."""
     lines = [
-        "// Generated from tflm_vit/ops/options.py (`python -m tflm_vit.ops.options",
+        "// Generated from tflm_vit/twins/options.py (`python -m tflm_vit.twins.options",
         f"// --header {HEADER}`); do not edit: tests/test_options_header.py",
         "// checks it is current.",
         "// Our ops' kinds and the position of each custom-options field, in blob order.",

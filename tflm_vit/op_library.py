@@ -1,4 +1,4 @@
-"""Our TFLM ops inside the tflite-micro wheel.
+"""The library of our TFLM ops, loaded into the tflite-micro wheel.
 
 The adapters (custom_ops/tflm) are built into libtflm_vit_ops.so next to this file.
 Loading it with RTLD_GLOBAL lets the wheel find the registerer symbol by dlsym; the
@@ -12,7 +12,7 @@ import functools
 import pathlib
 
 from tflm_vit.errors import TflmVitError
-from tflm_vit.ops import options as tv_options
+from tflm_vit.twins import options as tv_options
 
 REGISTERER = "TflmVitRegisterOps"
 CUSTOM_CODES = tuple(tv_options.OPS)  # the custom codes of our ops: one list (options.OPS)

@@ -10,7 +10,7 @@ import dataclasses
 
 import numpy as np
 
-from tflm_vit.ops.fixed_point import (clamp_s8, dequantize, isqrt_newton, quantize,
+from tflm_vit.twins.fixed_point import (clamp_s8, dequantize, isqrt_newton, quantize,
                                       quantize_multipliers, requantize)
 
 DEFAULT_SQRT_ITERATIONS = 3  # bench/results/isqrt_iterations.md: 3 reach the floor-sqrt error

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tflm_vit.ops.fixed_point import INT32_MIN, exp_q16_to_q30, requantize
+from tflm_vit.twins.fixed_point import INT32_MIN, exp_q16_to_q30, requantize
 
 
 def softmax_rows_q15_ref(scores: np.ndarray, multiplier: int, shift: int) -> np.ndarray:

@@ -11,19 +11,34 @@ from __future__ import annotations
 
 import numpy as np
 
-from tflm_vit.ops import attention as A
-from tflm_vit.ops import fixed_point as fp
-from tflm_vit.ops import gelu as G
-from tflm_vit.ops import layernorm as LN
-from tflm_vit.ops import linear as L
-from tflm_vit.ops import mlp as M
-from tflm_vit.ops import patch_embed as PE
-from tflm_vit.ops import softmax as S
+from tflm_vit.twins import attention as A
+from tflm_vit.twins import fixed_point as fp
+from tflm_vit.twins import gelu as G
+from tflm_vit.twins import layernorm as LN
+from tflm_vit.twins import linear as L
+from tflm_vit.twins import mlp as M
+from tflm_vit.twins import patch_embed as PE
+from tflm_vit.twins import softmax as S
 
-# The kernel kinds of the tape; vector_tests.c has the same enum.
+# The kernel kinds of the tape: the one definition. vector_tests.c reads them from
+# custom_ops/tests/vector_kinds.h, generated from here (`python -m tflm_vit.twins.vectors
+# --header custom_ops/tests/vector_kinds.h`; tests/test_options_header.py checks it).
 KINDS = {"linear": 1, "low_rank_linear": 2, "layernorm": 3, "lut": 4, "gelu_shift": 5,
          "exp": 6, "softmax": 7, "attention": 8, "mlp": 9, "patch_embed": 10}
 MAGIC = 0x54565654  # "TVVT"
+HEADER = "custom_ops/tests/vector_kinds.h"
+
+
+def c_header() -> str:
+    """vector_kinds.h: the tape's magic and kernel kinds, for vector_tests.c."""
+    lines = ["// Generated from tflm_vit/twins/vectors.py (`python -m tflm_vit.twins.vectors",
+             f"// --header {HEADER}`); do not edit: tests/test_options_header.py checks it",
+             "// is current. The kernel kinds of the test-vector tape.",
+             "#ifndef TFLM_VIT_TESTS_VECTOR_KINDS_H_", "#define TFLM_VIT_TESTS_VECTOR_KINDS_H_",
+             "", f"#define TV_VECTORS_MAGIC 0x{MAGIC:08X}u", "", "enum {"]
+    lines += [f"  KIND_{name.upper()} = {kind}," for name, kind in KINDS.items()]
+    lines += ["};", "", "#endif  // TFLM_VIT_TESTS_VECTOR_KINDS_H_", ""]
+    return "\n".join(lines)
 
 
 class _Tape:
@@ -180,3 +195,11 @@ def write_vectors(path, cases_per_kernel: int = 12, seed: int = 0) -> int:
     with open(path, "wb") as f:
         f.write(out.bytes())
     return len(cases)
+
+
+if __name__ == "__main__":
+    import argparse
+    import pathlib
+    ap = argparse.ArgumentParser(description="write the C header of the tape's kernel kinds")
+    ap.add_argument("--header", required=True, help=f"output path (the repo's: {HEADER})")
+    pathlib.Path(ap.parse_args().header).write_text(c_header())

@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 
-from tflm_vit.ops.fixed_point import (clamp_s8, dequantize, exp_q16_to_q30, quantize,
+from tflm_vit.twins.fixed_point import (clamp_s8, dequantize, exp_q16_to_q30, quantize,
                                       quantize_multiplier, requantize)
 
 _erf = np.vectorize(math.erf)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tflm_vit.ops.fixed_point import clamp_s8, requantize
+from tflm_vit.twins.fixed_point import clamp_s8, requantize
 
 NO_OVERWRITE = -1  # TV_PATCH_EMBED_NO_OVERWRITE
 ALIGN = 16  # TFLM places buffers at 16-byte multiples, so a lead is one too

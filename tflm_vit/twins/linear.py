@@ -10,7 +10,7 @@ import dataclasses
 
 import numpy as np
 
-from tflm_vit.ops.fixed_point import clamp_s8, quantize_multipliers, requantize
+from tflm_vit.twins.fixed_point import clamp_s8, quantize_multipliers, requantize
 
 
 @dataclasses.dataclass(frozen=True)
