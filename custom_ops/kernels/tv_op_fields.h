@@ -1,4 +1,4 @@
-// Generated from tflm_vit/ops/options.py (`python -m tflm_vit.ops.options
+// Generated from tflm_vit/twins/options.py (`python -m tflm_vit.twins.options
 // --header custom_ops/kernels/tv_op_fields.h`); do not edit: tests/test_options_header.py
 // checks it is current.
 // Our ops' kinds and the position of each custom-options field, in blob order.

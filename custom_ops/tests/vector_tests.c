@@ -23,19 +23,8 @@
 #include "tv_patch_embed.h"
 #include "tv_softmax.h"
 
-// Kernel kinds on the tape: the writer is tests/kernel_vectors.py (KINDS).
-enum {
-  KIND_LINEAR = 1,
-  KIND_LOW_RANK_LINEAR = 2,
-  KIND_LAYERNORM = 3,
-  KIND_LUT = 4,
-  KIND_GELU_SHIFT = 5,
-  KIND_EXP = 6,
-  KIND_SOFTMAX = 7,
-  KIND_ATTENTION = 8,
-  KIND_MLP = 9,
-  KIND_PATCH_EMBED = 10,
-};
+// Kernel kinds on the tape and its magic: generated from tflm_vit/twins/vectors.py.
+#include "vector_kinds.h"
 
 typedef struct {
   const uint8_t* p;
@@ -312,7 +301,7 @@ int main(int argc, char** argv) {
   }
   tape t = {data, data + size, 0};
   const int32_t magic = next_i32(&t), version = next_i32(&t), cases = next_i32(&t);
-  if (magic != 0x54565654 /* "TVVT" */ || version != 1 || cases < 0) {
+  if (magic != (int32_t)TV_VECTORS_MAGIC || version != 1 || cases < 0) {
     printf("vector_tests: %s is not a version-1 vector file\n", argv[1]);
     return 2;
   }

@@ -1,7 +1,7 @@
 // TV_ATTENTION: fused multi-head attention over int8 q, k, v [tokens, heads*head_dim];
 // the tokens x tokens score map never exists. The output may start at q.
 #include "op_common.h"
-#include "ops.h"
+#include "op_table.h"
 
 extern "C" {
 #include "tv_attention.h"

@@ -1,7 +1,7 @@
 // TV_GELU: GELU on int8, by a 256-entry table (mode 0; input 1 is the table) or by
 // the integer x * sigmoid(1.702 x) approximation (mode 1; no table). May run in place.
 #include "op_common.h"
-#include "ops.h"
+#include "op_table.h"
 
 extern "C" {
 #include "tv_gelu.h"

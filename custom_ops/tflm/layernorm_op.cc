@@ -1,7 +1,7 @@
 // TV_LAYERNORM: integer LayerNorm per token. May run in place.
 // Inputs: x, requantisation [2, channels] (gamma folded in), bias [channels] (beta).
 #include "op_common.h"
-#include "ops.h"
+#include "op_table.h"
 
 extern "C" {
 #include "tv_layernorm.h"

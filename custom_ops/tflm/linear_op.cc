@@ -2,7 +2,7 @@
 // input (token overwriting; the planner decides, the kernel handles both).
 // Inputs: x, weights [out, in], requantisation [2, out], bias [out] (optional).
 #include "linear_stage.h"
-#include "ops.h"
+#include "op_table.h"
 
 namespace tv_tflm {
 namespace {

@@ -2,7 +2,7 @@
 // overwrite the input. Inputs: x, then (weights, requantisation, bias or -1) for U
 // (in -> rank) and for V (rank -> out).
 #include "linear_stage.h"
-#include "ops.h"
+#include "op_table.h"
 
 namespace tv_tflm {
 namespace {

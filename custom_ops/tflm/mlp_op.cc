@@ -3,7 +3,7 @@
 // Inputs: x, GELU table [256], then (weights, requantisation, bias or -1) per stage,
 // up stages first.
 #include "linear_stage.h"
-#include "ops.h"
+#include "op_table.h"
 
 extern "C" {
 #include "tv_mlp.h"

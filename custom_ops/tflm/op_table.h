@@ -1,8 +1,9 @@
-// Our TFLM op registrations, one per op. Firmware apps add them all with
-// AddTflmVitOps (tflm_vit_ops.h); the Python wheel gets them from the registerer
-// symbol TflmVitRegisterOps (wheel_registerer.cc).
-#ifndef TFLM_VIT_TFLM_OPS_H_
-#define TFLM_VIT_TFLM_OPS_H_
+// The op table: our TFLM op registrations, one per op (the NumPy twins are
+// tflm_vit.twins; the wheel's loader of this library is tflm_vit.op_library). Firmware
+// apps add them all with AddTflmVitOps (tflm_vit_ops.h); the Python wheel gets them
+// from the registerer symbol TflmVitRegisterOps (wheel_registerer.cc).
+#ifndef TFLM_VIT_TFLM_OP_TABLE_H_
+#define TFLM_VIT_TFLM_OP_TABLE_H_
 
 #include "tflm_api.h"
 
@@ -40,4 +41,4 @@ static_assert(kNumOps == TV_OP_COUNT,
 
 }  // namespace tv_tflm
 
-#endif  // TFLM_VIT_TFLM_OPS_H_
+#endif  // TFLM_VIT_TFLM_OP_TABLE_H_

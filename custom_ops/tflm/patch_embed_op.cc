@@ -5,7 +5,7 @@
 // Inputs: image [1, H, W, C], weights [D, P, P, C], requantisation [2, D], bias [D]
 // (optional).
 #include "op_common.h"
-#include "ops.h"
+#include "op_table.h"
 
 extern "C" {
 #include "tv_patch_embed.h"

@@ -10,7 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "ops.h"
+#include "op_table.h"
 #include "wheel_abi.h"
 
 namespace tv_tflm {
