@@ -1,4 +1,4 @@
-"""Every portable kernel against its NumPy reference (tflm_vit/ops), bit for bit, over
+"""Every portable kernel against its NumPy reference (tflm_vit/twins), bit for bit, over
 random shapes and quantisation parameters; in place (token overwriting) and out of
 place alike; bad shapes and parameters rejected with a message naming them."""
 

@@ -7,7 +7,7 @@
 #include "tv_mlp.h"
 #include "tv_patch_embed.h"
 
-// Field positions: tv_op_fields.h (generated from tflm_vit/ops/options.py).
+// Field positions: tv_op_fields.h (generated from tflm_vit/twins/options.py).
 enum { kLinearOut = TV_LINEAR_OUT_FEATURES };
 enum { kLowRankRank = TV_LOW_RANK_LINEAR_RANK, kLowRankOut = TV_LOW_RANK_LINEAR_OUT_FEATURES };
 enum {

@@ -6,7 +6,7 @@
 //   bytes 12-   n little-endian int32 fields, in the order tv_op_fields.h lists per op
 // Scalars only; arrays (weights, requantisation tables, lookup tables) travel as
 // constant input tensors, so they stay in flash. Parsing checks every byte count
-// and names what is wrong; the Python writer is tflm_vit/ops/options.py.
+// and names what is wrong; the Python writer is tflm_vit/twins/options.py.
 #ifndef TFLM_VIT_KERNELS_TV_OPTIONS_H_
 #define TFLM_VIT_KERNELS_TV_OPTIONS_H_
 
@@ -22,7 +22,7 @@ extern "C" {
 #define TV_OPTIONS_MAX_FIELDS 32
 
 // tv_op_kind (the op kinds) and each op's field positions: tv_op_fields.h, generated
-// from tflm_vit/ops/options.py.
+// from tflm_vit/twins/options.py.
 
 typedef struct {
   int32_t kind;

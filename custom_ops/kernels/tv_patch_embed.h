@@ -10,7 +10,7 @@
 // first_band_split; every later patch row left to right. Each token's patch is read
 // completely before any of its outputs is written (its outputs are staged in
 // scratch), so only tokens computed later constrain where it may be written.
-// `tflm_vit.ops.patch_embed.overwrite_layout` computes the split and the smallest
+// `tflm_vit.twins.patch_embed.overwrite_layout` computes the split and the smallest
 // lead for a shape (the converter writes both into the op's options).
 //
 // input: int8 [height][width][in_channels] (NHWC, batch 1);

@@ -11,7 +11,7 @@ namespace tv_tflm {
 namespace {
 
 constexpr char kOp[] = "TV_ATTENTION";
-// Field positions: tv_op_fields.h (generated from tflm_vit/ops/options.py).
+// Field positions: tv_op_fields.h (generated from tflm_vit/twins/options.py).
 enum {
   kTokens = TV_ATTENTION_TOKENS, kHeads = TV_ATTENTION_HEADS, kHeadDim = TV_ATTENTION_HEAD_DIM,
   kQOffset = TV_ATTENTION_Q_OFFSET, kKOffset = TV_ATTENTION_K_OFFSET,

@@ -11,7 +11,7 @@ namespace tv_tflm {
 namespace {
 
 constexpr char kOp[] = "TV_GELU";
-// Field positions: tv_op_fields.h (generated from tflm_vit/ops/options.py).
+// Field positions: tv_op_fields.h (generated from tflm_vit/twins/options.py).
 enum {
   kMode = TV_GELU_MODE, kInputZeroPoint = TV_GELU_INPUT_ZERO_POINT,
   kOutputZeroPoint = TV_GELU_OUTPUT_ZERO_POINT, kQ16Mult = TV_GELU_Q16_MULTIPLIER,

@@ -11,7 +11,7 @@ namespace tv_tflm {
 namespace {
 
 constexpr char kOp[] = "TV_LAYERNORM";
-// Field positions: tv_op_fields.h (generated from tflm_vit/ops/options.py).
+// Field positions: tv_op_fields.h (generated from tflm_vit/twins/options.py).
 enum {
   kTokens = TV_LAYERNORM_TOKENS, kChannels = TV_LAYERNORM_CHANNELS,
   kOutputZeroPoint = TV_LAYERNORM_OUTPUT_ZERO_POINT, kEpsLo = TV_LAYERNORM_EPS_LO,

@@ -9,7 +9,7 @@ namespace {
 
 constexpr char kOp[] = "TV_LINEAR";
 const StageNames kStage = TV_STAGE_NAMES("linear");
-// Field positions: tv_op_fields.h (generated from tflm_vit/ops/options.py).
+// Field positions: tv_op_fields.h (generated from tflm_vit/twins/options.py).
 enum {
   kTokens = TV_LINEAR_TOKENS, kIn = TV_LINEAR_IN_FEATURES, kOut = TV_LINEAR_OUT_FEATURES,
   kInputOffset = TV_LINEAR_INPUT_OFFSET, kOutputOffset = TV_LINEAR_OUTPUT_OFFSET,

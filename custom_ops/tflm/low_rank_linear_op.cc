@@ -10,7 +10,7 @@ namespace {
 constexpr char kOp[] = "TV_LOW_RANK_LINEAR";
 const StageNames kU = TV_STAGE_NAMES("u");
 const StageNames kV = TV_STAGE_NAMES("v");
-// Field positions: tv_op_fields.h (generated from tflm_vit/ops/options.py).
+// Field positions: tv_op_fields.h (generated from tflm_vit/twins/options.py).
 enum {
   kTokens = TV_LOW_RANK_LINEAR_TOKENS, kIn = TV_LOW_RANK_LINEAR_IN_FEATURES,
   kRank = TV_LOW_RANK_LINEAR_RANK, kOut = TV_LOW_RANK_LINEAR_OUT_FEATURES,

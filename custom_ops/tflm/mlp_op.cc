@@ -16,7 +16,7 @@ constexpr char kOp[] = "TV_MLP";
 const StageNames kStages[2 * TV_MLP_MAX_STAGES] = {
     TV_STAGE_NAMES("stage 0"), TV_STAGE_NAMES("stage 1"), TV_STAGE_NAMES("stage 2"),
     TV_STAGE_NAMES("stage 3")};
-// Field positions: tv_op_fields.h (generated from tflm_vit/ops/options.py): a head,
+// Field positions: tv_op_fields.h (generated from tflm_vit/twins/options.py): a head,
 // then one group of fields per stage.
 enum {
   kTokens = TV_MLP_TOKENS, kUpCount = TV_MLP_UP_COUNT, kDownCount = TV_MLP_DOWN_COUNT,

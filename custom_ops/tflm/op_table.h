@@ -37,7 +37,7 @@ constexpr NamedRegistration kAllOps[] = {
 };
 constexpr int kNumOps = sizeof(kAllOps) / sizeof(kAllOps[0]);
 static_assert(kNumOps == TV_OP_COUNT,
-              "kAllOps must register every op kind of tv_op_fields.h (tflm_vit/ops/options.py)");
+              "kAllOps must register every op kind of tv_op_fields.h (tflm_vit/twins/options.py)");
 
 }  // namespace tv_tflm
 

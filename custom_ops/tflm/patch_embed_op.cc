@@ -15,7 +15,7 @@ namespace tv_tflm {
 namespace {
 
 constexpr char kOp[] = "TV_PATCH_EMBED";
-// Field positions: tv_op_fields.h (generated from tflm_vit/ops/options.py).
+// Field positions: tv_op_fields.h (generated from tflm_vit/twins/options.py).
 enum {
   kHeight = TV_PATCH_EMBED_HEIGHT, kWidth = TV_PATCH_EMBED_WIDTH,
   kInChannels = TV_PATCH_EMBED_IN_CHANNELS, kPatch = TV_PATCH_EMBED_PATCH,
