@@ -120,7 +120,7 @@ def analyze(model, name: str | None = None, latency_cpu: str | None = "cortex-m7
     return report
 
 
-def format_report(report: MemoryReport, with_ops: bool = True, width: int = 110) -> str:
+def format_report(report: MemoryReport, with_ops: bool = True, width: int = 150) -> str:
     """Text tables (summary, tail buckets, per-op sizes) for a terminal."""
     from rich.console import Console
     from rich.table import Table
