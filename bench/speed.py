@@ -53,11 +53,9 @@ ARENA = 1 << 20
 
 
 def models(only: str | None, demo_steps: int) -> list[firmware.Model]:
-    out = firmware.models_r0()
     if only == "R0":
-        return out
-    out += [m for m in firmware.models(random_subnets=0, demo_steps=demo_steps)
-            if m.name == "demo"]
+        return firmware.models_r0()
+    out = firmware.models(random_subnets=0, demo_steps=demo_steps)  # R0 and the demo's
     net = trained_shaped(ViTSupernet(REFERENCE_SPACE))
     rep = np.random.default_rng(0).uniform(-1, 1, (4, 224, 224, 3)).astype(np.float32)
     out += firmware._variants("T196", net, T196, rep)
@@ -102,22 +100,19 @@ def fit(op_rows: list[dict]) -> dict:
 
 
 def _predict_rows(kinds: dict, rows: list[dict]) -> int:
-    total = 0
-    for r in rows:
-        a, b, c = kinds.get(r["kind"], kinds[latency.FALLBACK])
-        total += max(0, round(a * r["macs"] + b * r["elements"] + c))
-    return total
+    return sum(latency.op_instructions(kinds.get(r["kind"], kinds[latency.FALLBACK]),
+                                       r["macs"], r["elements"]) for r in rows)
 
 
 def validate(op_rows: list[dict]) -> list[dict]:
     """Per model: the fit's error on it, and the error when it is left out of the fit."""
-    out = []
+    out, everything = [], fit(op_rows)
     for name in sorted({r["model"] for r in op_rows}):
         mine = [r for r in op_rows if r["model"] == name]
         others = [r for r in op_rows if r["model"] != name]
         counted = sum(r["instructions"] for r in mine)
         row = {"model": name, "counted": counted,
-               "predicted_in_fit": _predict_rows(fit(op_rows), mine)}
+               "predicted_in_fit": _predict_rows(everything, mine)}
         if others:
             row["predicted_left_out"] = _predict_rows(fit(others), mine)
         row["error_in_fit"] = row["predicted_in_fit"] / counted - 1
@@ -265,8 +260,6 @@ def main(argv=None) -> int:
             if cpu != "cortex-m7":  # M4: our kernels only
                 plan = plan[2:]
             for m in ms:
-                if m.variant not in {v for _, _, v in plan}:
-                    continue
                 for variant, kernels_set, model_variant in plan:
                     if m.variant != model_variant:
                         continue

@@ -93,6 +93,12 @@ class LatencyPrediction:
         return sum(o.macs for o in self.ops)
 
 
+def op_instructions(coefficients: list[float], macs: int, elements: int) -> int:
+    """The model's prediction for one op: a * macs + b * elements + c, at least 0."""
+    a, b, c = coefficients
+    return max(0, round(a * macs + b * elements + c))
+
+
 def coefficients(path: pathlib.Path = COEFFICIENTS) -> dict:
     """{target: {"kinds": {kind: [a, b, c]}, ...}} as bench/speed.py fitted them."""
     try:
@@ -119,7 +125,7 @@ def predict_latency(model, target: str = "cortex-m7") -> LatencyPrediction:
     for op in info.ops:
         macs, elements = op_features(info, op)
         fitted = op.name in kinds
-        a, b, c = kinds[op.name if fitted else FALLBACK]
         ops.append(OpLatency(op.index, op.name, macs, elements,
-                             max(0, round(a * macs + b * elements + c)), fitted))
+                             op_instructions(kinds[op.name if fitted else FALLBACK], macs,
+                                             elements), fitted))
     return LatencyPrediction(target, ops)

@@ -10,22 +10,24 @@ int32_t tv_rounding_divide_by_pot(int32_t x, int exponent) {
   return tv_rounding_divide_by_pot_inline(x, exponent);
 }
 
-int32_t tv_requantize_left(int32_t x, int32_t multiplier, int32_t shift) {
-  // Left shift in 64 bits and saturate, so large shifts never overflow silently.
+// x * 2^shift (shift >= 0) in 64 bits, saturated to int32: large shifts never overflow
+// silently.
+static int32_t saturating_left_shift(int32_t x, int shift) {
   int64_t shifted = (int64_t)x * ((int64_t)1 << shift);
   if (shifted > INT32_MAX) shifted = INT32_MAX;
   if (shifted < INT32_MIN) shifted = INT32_MIN;
-  return tv_high_mul_unsaturated((int32_t)shifted, multiplier);
+  return (int32_t)shifted;
+}
+
+int32_t tv_requantize_left(int32_t x, int32_t multiplier, int32_t shift) {
+  return tv_high_mul_unsaturated(saturating_left_shift(x, shift), multiplier);
 }
 
 int32_t tv_requantize(int32_t x, tv_quant_multiplier q) {
   if (q.multiplier == INT32_MIN) {  // the one case the inline form leaves out
     const int left = q.shift > 0 ? q.shift : 0;
-    int64_t shifted = (int64_t)x * ((int64_t)1 << left);
-    if (shifted > INT32_MAX) shifted = INT32_MAX;
-    if (shifted < INT32_MIN) shifted = INT32_MIN;
     return tv_rounding_divide_by_pot_inline(
-        tv_rounding_doubling_high_mul_inline((int32_t)shifted, q.multiplier),
+        tv_rounding_doubling_high_mul_inline(saturating_left_shift(x, left), q.multiplier),
         q.shift > 0 ? 0 : -q.shift);
   }
   return tv_requantize_inline(x, q.multiplier, q.shift);
