@@ -32,8 +32,8 @@ import tempfile
 import numpy as np
 
 from tflm_vit import latency
-from tflm_vit.space import REFERENCE_SPACE, SubnetConfig
-from tflm_vit.supernet import ViTSupernet, trained_shaped
+from tflm_vit.space import SubnetConfig
+from tflm_vit.supernet import trained_shaped
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
@@ -56,7 +56,7 @@ def models(only: str | None, demo_steps: int) -> list[firmware.Model]:
     if only == "R0":
         return firmware.models_r0()
     out = firmware.models(random_subnets=0, demo_steps=demo_steps)  # R0 and the demo's
-    net = trained_shaped(ViTSupernet(REFERENCE_SPACE))
+    net = trained_shaped(firmware.reference_net())
     rep = np.random.default_rng(0).uniform(-1, 1, (4, 224, 224, 3)).astype(np.float32)
     out += firmware._variants("T196", net, T196, rep)
     return out
