@@ -1,8 +1,10 @@
-"""The `tflm-vit` command: demo (the main job), train, export, convert, plan, analyze."""
+"""The `tflm-vit` command: demo (the main job), search, train, export, convert, plan,
+analyze, export-c."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -53,19 +55,10 @@ def _cmd_analyze(args) -> int:
     return 0
 
 
-VERIFY_IMAGES = 8  # real images the conversion is verified on
-
-
-def _quantized_inputs(model, images):
-    """Float NHWC images as the model's int8 input."""
-    from tflm_vit import evaluate, runtime
-    scale, zp = runtime.quantization(runtime.make_interpreter(model)[0].get_input_details(0))
-    return evaluate.quantize(images, scale, zp)
-
-
 def _real_samples(model_path, data_name):
     """The first VERIFY_IMAGES test images of the data, at the model's resolution."""
     from tflm_vit.data import load_dataset
+    from tflm_vit.pipeline import VERIFY_IMAGES, quantized_inputs
     from tflm_vit.export import prepare_images
     from tflm_vit.tflite_model import load_model
     data_bytes, info = load_model(model_path)
@@ -74,7 +67,7 @@ def _real_samples(model_path, data_name):
     if data.x_test.shape[-1] != c:
         raise TflmVitError(f"--data {data_name}: images have {data.x_test.shape[-1]} channels, "
                            f"the model's input {c}")
-    return _quantized_inputs(data_bytes, prepare_images(data.x_test[:VERIFY_IMAGES], h))
+    return quantized_inputs(data_bytes, prepare_images(data.x_test[:VERIFY_IMAGES], h))
 
 
 def _cmd_convert(args) -> int:
@@ -147,8 +140,9 @@ def _space_and_data(args):
         with open(args.space) as f:
             space = SearchSpace.from_dict(json.load(f))
     data = load_dataset(args.data, space.max_resolution, seed=args.seed)
-    if data.num_classes != space.num_classes:
-        space = SearchSpace.from_dict({**space.to_dict(), "num_classes": data.num_classes})
+    if (data.num_classes, data.channels) != (space.num_classes, space.in_channels):
+        space = SearchSpace.from_dict({**space.to_dict(), "num_classes": data.num_classes,
+                                       "in_channels": data.channels})
     return space, data
 
 
@@ -207,61 +201,39 @@ def _output_file(path: str, flag: str = "-o") -> str:
 
 
 def _export_and_check(net, config, data, out_dir, quiet=False):
-    """Export one subnet, run it in stock TFLM, print accuracies and the memory report."""
-    from tflm_vit import evaluate, report
-    from tflm_vit.export import export_tflite, float_subnet_model, prepare_images
+    """The pipeline (pipeline.py) on one subnet, with what it measured printed: the stock
+    export and its accuracy in TFLM, then the converted and planned model's."""
+    from tflm_vit import pipeline, report, runtime
     t0 = time.time()
-    model = export_tflite(net, config, data.x_train)
-    path = os.path.join(out_dir, "subnet_int8.tflite")
-    with open(path, "wb") as f:
-        f.write(model)
-    x = prepare_images(data.x_test, config.resolution)
-    float_logits = float_subnet_model(net, config).predict(x, batch_size=1, verbose=0)
-    q, scale, zp = evaluate.run_int8(model, x)
-    agree = evaluate.compare(float_logits, q, scale, zp, data.y_test)
-    r = report.analyze(model, name=f"subnet {config.short()}")
-    png = os.path.join(out_dir, "subnet_timeline.png")
-    report.plot_timeline(r, png)
-    print(f"\nsubnet {config.short()}  ({config.num_tokens} tokens), exported in "
-          f"{time.time() - t0:.1f} s -> {path}")
-    print(f"test images: {len(x)}   float top-1 {agree.float_accuracy:.3f}   "
-          f"int8 TFLM top-1 {agree.int8_accuracy:.3f}   agreement "
-          f"{agree.top1_agreement:.3f}   output error max {agree.max_error_steps} / mean "
-          f"{agree.mean_error_steps:.2f} quantisation steps")
-    print(report.format_report(r, with_ops=False))
-    print(f"live-bytes timeline: {png}")
-    _convert_and_check(model, x, float_logits, data, out_dir, quiet)
-    return model, agree, r
-
-
-def _convert_and_check(model, x, float_logits, data, out_dir, quiet=False):
-    """Convert to our ops and plan the arena; run the planned model in TFLM (in exactly
-    the planned arena), compare with float."""
-    from tflm_vit import evaluate, runtime
-    from tflm_vit.converters.convert import convert
-    from tflm_vit.converters.summary import format_conversion
-    from tflm_vit.memory import plan_model
-    # Verified on real test images: every op bit-exact with its twin, and each within its
-    # bound of the stock ops it replaces (converters/verify.py).
-    result = convert(model, samples=_quantized_inputs(model, x[:VERIFY_IMAGES]))
-    planned = plan_model(result.model)
+    d = pipeline.deploy(net, config, data.x_train, verify_images=data.x_test)
+    acc = pipeline.measure(d, net, data.x_test, data.y_test)
+    stock_path = os.path.join(out_dir, "subnet_int8.tflite")
+    with open(stock_path, "wb") as f:
+        f.write(d.stock)
     path = os.path.join(out_dir, "subnet_tflm_vit.tflite")
     with open(path, "wb") as f:
-        f.write(planned.model)
-    interp, _ = runtime.make_interpreter(planned.model, arena_size=planned.arena_size)
-    q, scale, zp = evaluate.run_int8(planned.model, x, interpreter=interp)
-    agree = evaluate.compare(float_logits, q, scale, zp, data.y_test)
+        f.write(d.model)
+    r = report.analyze(d.stock, name=f"subnet {config.short()}")
+    png = os.path.join(out_dir, "subnet_timeline.png")
+    report.plot_timeline(r, png)
+    print(f"\nsubnet {config.short()}  ({config.num_tokens} tokens), exported, converted and "
+          f"planned in {time.time() - t0:.1f} s -> {stock_path}")
+    print(f"test images: {acc.images}   float top-1 {acc.float_top1:.3f}   "
+          f"int8 TFLM top-1 {acc.stock_top1:.3f}")
+    print(report.format_report(r, with_ops=False))
+    print(f"live-bytes timeline: {png}")
     if not quiet:
-        print(format_conversion(result))
-    stock = runtime.allocations(model).total
+        from tflm_vit.converters.summary import format_conversion
+        print(format_conversion(d.conversion))
+    stock = runtime.allocations(d.stock).total
     print(f"\nconverted + planned model (our ops, token overwriting) -> {path}")
-    print(f"test images: {len(x)}   float top-1 {agree.float_accuracy:.3f}   "
-          f"converted int8 TFLM top-1 {agree.int8_accuracy:.3f}   agreement with float "
-          f"{agree.top1_agreement:.3f}")
-    print(f"arena: stock {stock:,} -> converted + planned {planned.arena_size:,} bytes "
-          f"({stock / planned.arena_size:.2f}x; lower bound {planned.after.lower_bound:,}), "
-          f"flash {len(planned.model):,} bytes")
-    return result, agree
+    print(f"test images: {acc.images}   float top-1 {acc.float_top1:.3f}   "
+          f"converted int8 TFLM top-1 {acc.top1:.3f}   agreement with float "
+          f"{acc.agreement:.3f}")
+    print(f"arena: stock {stock:,} -> converted + planned {d.arena_size:,} bytes "
+          f"({stock / d.arena_size:.2f}x; lower bound {d.planned.after.lower_bound:,}), "
+          f"flash {d.flash:,} bytes")
+    return d, acc
 
 
 class _OutputFolder:
@@ -318,8 +290,71 @@ def _cmd_export(args) -> int:
         raise DataError(f"the checkpoint was trained on {net.space.num_classes} classes but "
                         f"--data {args.data} has {data.num_classes}: give the data it was "
                         "trained on (its accuracy would be meaningless)")
+    if data.channels != net.space.in_channels:
+        from tflm_vit.errors import DataError
+        raise DataError(f"the checkpoint takes {net.space.in_channels}-channel images but "
+                        f"--data {args.data} has {data.channels} channels")
     with _OutputFolder(args.out):
         _export_and_check(net, config, data, args.out)
+    return 0
+
+
+def _cmd_search(args) -> int:
+    from tflm_vit.search.budgets import Budgets
+    from tflm_vit.search.run import SearchSettings
+    budgets = Budgets.parse(args.sram, args.flash, args.latency, target=_target(args),
+                            cpu=args.cpu)
+    if not budgets.given:
+        raise TflmVitError("give at least one budget: --sram, --flash or --latency")
+    base = SearchSettings.quick() if args.quick else SearchSettings()
+    spaces, evo = base.spaces, base.evolution
+    for name, value in (("rounds", args.rounds), ("steps_per_round", args.steps_per_round)):
+        if value is not None:
+            spaces = dataclasses.replace(spaces, **{name: _positive(name, value)})
+    for name, value in (("population", args.population), ("generations", args.generations)):
+        if value is not None:
+            evo = dataclasses.replace(evo, **{name: _positive(name, value)})
+    settings = dataclasses.replace(base, spaces=spaces, evolution=evo)
+    if args.finetune_steps is not None:
+        if args.finetune_steps < 0:
+            raise TflmVitError(f"--finetune-steps must be >= 0, got {args.finetune_steps}")
+        settings = dataclasses.replace(settings, finetune_steps=args.finetune_steps)
+    with _OutputFolder(args.out):
+        return _search(args, budgets, settings)
+
+
+def _positive(name: str, value: int) -> int:
+    if value <= 0:
+        raise TflmVitError(f"--{name.replace('_', '-')} must be positive, got {value}")
+    return value
+
+
+def _search(args, budgets, settings) -> int:
+    from rich.console import Console
+
+    from tflm_vit.search import report as search_report
+    from tflm_vit.search.run import run_search
+    console = Console(stderr=True)
+    space, data = _space_and_data(args)
+    t0 = time.time()
+
+    def say(text):
+        console.log(f"[{time.time() - t0:6.0f} s] {text}")
+
+    result = run_search(space, data, budgets, args.out, settings, args.seed, say)
+    with open(os.path.join(args.out, "spaces", "log.json")) as f:
+        log = json.load(f)
+    paths = search_report.write(result, args.out, log)
+    a = result.accuracy
+    print(f"searched on '{data.name}' in {time.time() - t0:.0f} s under {budgets.describe()}")
+    print(f"  space:  {result.space_point['description']}")
+    print(f"  subnet: {result.config.short()}")
+    print(f"  test top-1: float {a.float_top1:.4f}, converted + planned int8 in TFLM "
+          f"{a.top1:.4f} ({a.images} images)")
+    print(f"  arena {result.deployment.arena_size:,} bytes on {budgets.target} (TFLM wheel "
+          f"measures {a.arena_measured:,}), flash {result.deployment.flash:,} bytes")
+    print(f"  model: {paths['model']}; report: {paths['markdown']}; plots: "
+          f"{paths['spaces']}, {paths['pareto']}")
     return 0
 
 
@@ -337,7 +372,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     def data_args(sp):
         sp.add_argument("--data", default="digits",
-                        help="'digits' (built in) or a folder with one sub-folder per class")
+                        help="'digits' (built in), 'fashion-mnist' (Debian's package "
+                             "dataset-fashion-mnist), a folder of IDX files, or a folder "
+                             "with one sub-folder per class")
         sp.add_argument("--space", help="SearchSpace JSON (default: the built-in space)")
         sp.add_argument("--seed", type=seed_int, default=0)
 
@@ -349,6 +386,25 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default: the largest subnet)")
     d.add_argument("--out", default="runs/demo")
     d.set_defaults(fn=_cmd_demo)
+
+    s = sub.add_parser("search", help="search the subnet that fits SRAM / flash / latency "
+                       "budgets (MCUFormer), deploy it and measure it in TFLM")
+    data_args(s)
+    s.add_argument("--sram", help="arena budget: bytes or with a unit (320KB; KB = KiB = 1024)")
+    s.add_argument("--flash", help="model size budget: bytes or with a unit (1MB)")
+    s.add_argument("--latency", help="instruction budget of one inference on --cpu "
+                   "(20M = 20,000,000), from the latency model")
+    s.add_argument("--cpu", default="cortex-m7", choices=("cortex-m7", "cortex-m4"))
+    target_args(s, "cortex-m")
+    s.add_argument("--quick", action="store_true", help="a small search (minutes)")
+    s.add_argument("--rounds", type=int, help="space-evolution rounds")
+    s.add_argument("--steps-per-round", type=int, help="supernet steps per space per round")
+    s.add_argument("--population", type=int, help="evolutionary search population")
+    s.add_argument("--generations", type=int, help="evolutionary search generations")
+    s.add_argument("--finetune-steps", type=int, help="steps fine-tuning the winner")
+    s.add_argument("--out", default="runs/search", help="work and output folder (an "
+                   "interrupted search run again with the same arguments resumes)")
+    s.set_defaults(fn=_cmd_search)
 
     t = sub.add_parser("train", help="train (or resume) a supernet")
     data_args(t)

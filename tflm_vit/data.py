@@ -1,13 +1,17 @@
-"""Datasets: scikit-learn's handwritten digits (built in, nothing downloads) or a user's
-folder of images with one sub-folder per class.
+"""Datasets: scikit-learn's handwritten digits (built in, nothing downloads), Fashion-MNIST
+(IDX files, as Debian's `dataset-fashion-mnist` installs them) or a user's folder of
+images with one sub-folder per class.
 
-Images are float32 NHWC in [-1, 1] with 3 channels, at the resolution asked for;
-the supernet resizes them to each subnet's own resolution.
+Images are float32 NHWC in [-1, 1] at the resolution asked for (digits and folders with 3
+channels, Fashion-MNIST with its one grey channel); the supernet resizes them to each
+subnet's own resolution. A search picks by `validation_split` of the training set and
+touches the test set only for its final report.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import gzip
 import os
 
 import numpy as np
@@ -33,6 +37,10 @@ class Dataset:
     @property
     def resolution(self) -> int:
         return int(self.x_train.shape[1])
+
+    @property
+    def channels(self) -> int:
+        return int(self.x_train.shape[-1])
 
 
 def _resize(images01: np.ndarray, resolution: int) -> np.ndarray:
@@ -101,8 +109,110 @@ def load_image_folder(path: str, resolution: int = 32, test_fraction: float = 0.
     return Dataset(os.path.basename(os.path.normpath(path)), x_tr, y_tr, x_te, y_te, classes)
 
 
+# Fashion-MNIST as Debian's dataset-fashion-mnist installs it, and the four files' names.
+FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
+IDX_FILES = {"x_train": "train-images-idx3-ubyte", "y_train": "train-labels-idx1-ubyte",
+             "x_test": "t10k-images-idx3-ubyte", "y_test": "t10k-labels-idx1-ubyte"}
+FASHION_MNIST_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal",
+                         "Shirt", "Sneaker", "Bag", "Ankle boot"]
+_IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4",
+               0x0E: ">f8"}
+
+
+def read_idx(path: str) -> np.ndarray:
+    """One IDX file (gzip or plain): magic 0 0 <dtype> <ndim>, ndim big-endian uint32
+    dimensions, then the data. DataError naming the file for anything else."""
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+        if raw[:2] == b"\x1f\x8b":
+            raw = gzip.decompress(raw)
+    except (OSError, EOFError, gzip.BadGzipFile) as e:
+        raise DataError(f"{path}: cannot read IDX file ({e})") from None
+    if len(raw) < 4 or raw[:2] != b"\0\0" or raw[2] not in _IDX_DTYPES or raw[3] == 0:
+        raise DataError(f"{path}: not an IDX file (bad magic number {raw[:4].hex()})")
+    ndim, dtype = raw[3], np.dtype(_IDX_DTYPES[raw[2]])
+    dims = np.frombuffer(raw, ">u4", ndim, 4).astype(np.int64)
+    n, start = int(np.prod(dims)), 4 + 4 * ndim
+    if len(raw) != start + n * dtype.itemsize:
+        raise DataError(f"{path}: {len(raw) - start} data bytes, the header's shape "
+                        f"{tuple(dims)} needs {n * dtype.itemsize}")
+    return np.frombuffer(raw, dtype, n, start).reshape(dims).astype(dtype.newbyteorder("="))
+
+
+def _idx_file(folder: str, stem: str) -> str:
+    for name in (stem + ".gz", stem, stem.replace("-idx", ".idx") + ".gz",
+                 stem.replace("-idx", ".idx")):
+        if os.path.isfile(os.path.join(folder, name)):
+            return os.path.join(folder, name)
+    raise DataError(f"{folder}: no {stem}[.gz] (an IDX dataset folder holds "
+                    f"{', '.join(IDX_FILES.values())}, each .gz or plain)")
+
+
+def is_idx_folder(path: str) -> bool:
+    return os.path.isdir(path) and any(
+        f.startswith(IDX_FILES["x_train"]) for f in os.listdir(path))
+
+
+def load_idx_folder(folder: str, resolution: int = 28, name: str | None = None,
+                    class_names: list[str] | None = None) -> Dataset:
+    """An MNIST-style IDX dataset: its own train and test split, grey images (N, H, W)
+    as one channel, labels 0..K-1."""
+    arrays = {k: read_idx(_idx_file(folder, stem)) for k, stem in IDX_FILES.items()}
+    for split in ("train", "test"):
+        x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
+        if x.ndim != 3 or y.ndim != 1 or len(x) != len(y):
+            raise DataError(f"{folder}: {split} images {x.shape} and labels {y.shape} do not "
+                            "pair up (expected (N, H, W) images and N labels)")
+    k = int(max(arrays["y_train"].max(), arrays["y_test"].max())) + 1
+    if len(np.unique(arrays["y_train"])) < 2:
+        raise DataError(f"{folder}: the training labels hold {len(np.unique(arrays['y_train']))}"
+                        " class; a classifier needs at least 2")
+    if arrays["y_train"].min() < 0 or arrays["y_test"].min() < 0:
+        raise DataError(f"{folder}: labels must be 0..K-1, found a negative one")
+
+    def images(x):
+        x01 = (x.astype(np.float32) / 255.0)[..., np.newaxis]
+        if x.shape[1:] == (resolution, resolution):
+            return x01 * 2.0 - 1.0
+        return _resize(x01, resolution).astype(np.float32)
+
+    names = class_names if class_names and len(class_names) == k else [str(i) for i in range(k)]
+    return Dataset(name or os.path.basename(os.path.normpath(folder)),
+                   images(arrays["x_train"]), arrays["y_train"].astype(np.int32),
+                   images(arrays["x_test"]), arrays["y_test"].astype(np.int32), names)
+
+
+def load_fashion_mnist(resolution: int = 28, folder: str | None = None) -> Dataset:
+    """Fashion-MNIST (60,000 train / 10,000 test 28x28 grey images, 10 classes) from
+    `folder` (default: where Debian installs it)."""
+    folder = folder or FASHION_MNIST_DIR
+    if not os.path.isdir(folder):
+        raise DataError(f"Fashion-MNIST is not installed ({folder} missing): run `apt-get "
+                        "install dataset-fashion-mnist` (Debian), or give --data a folder "
+                        f"holding its four IDX files ({', '.join(IDX_FILES.values())})")
+    return load_idx_folder(folder, resolution, "fashion-mnist", FASHION_MNIST_CLASSES)
+
+
+def validation_split(data: Dataset, fraction: float = 0.1, seed: int = 0
+                     ) -> tuple[Dataset, Dataset]:
+    """(train, validation) carved from data's training set, stratified; both keep data's
+    test set, which a search must not look at until its final report."""
+    x_tr, x_val, y_tr, y_val = _split(data.x_train, data.y_train, fraction, seed,
+                                      f"{data.name}'s training set")
+    train = dataclasses.replace(data, x_train=x_tr, y_train=y_tr)
+    val = dataclasses.replace(data, name=f"{data.name} (validation)", x_train=x_tr,
+                              y_train=y_tr, x_test=x_val, y_test=y_val)
+    return train, val
+
+
 def load_dataset(source: str | None, resolution: int, seed: int = 0) -> Dataset:
-    """'digits' (or None) for the built-in data, else a folder path."""
+    """'digits' (or None) for the built-in data, 'fashion-mnist' for Debian's install, a
+    folder of IDX files, or a folder with one sub-folder of images per class."""
     if source in (None, "", "digits"):
         return load_digits(resolution, seed=seed)
+    if source == "fashion-mnist":
+        return load_fashion_mnist(resolution)
+    if is_idx_folder(source):
+        return load_idx_folder(source, resolution)
     return load_image_folder(source, resolution, seed=seed)

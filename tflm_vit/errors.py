@@ -48,3 +48,8 @@ class PlanError(TflmVitError, ValueError):
     """A memory plan is invalid (two live buffers overlap unsafely, an offset is out of
     range or misaligned, the metadata is corrupted) or cannot be made (the arena budget is
     below what the model needs)."""
+
+
+class BudgetError(TflmVitError, ValueError):
+    """A search budget is unparseable, or nothing in the search space can meet it; the
+    message names the budget and the smallest figure the space reaches."""

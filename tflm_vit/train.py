@@ -100,9 +100,13 @@ def load_supernet(directory: str) -> ViTSupernet:
 
 def train_supernet(space: SearchSpace, data: Dataset, cfg: TrainConfig = TrainConfig(),
                    strategy: tf.distribute.Strategy | None = None, progress: bool = True,
-                   supernet: ViTSupernet | None = None):
+                   supernet: ViTSupernet | None = None, only=None):
     """Train (or resume, if cfg.checkpoint_dir holds a checkpoint). Returns
-    (supernet, history) with history a list of {step, loss, largest_acc}."""
+    (supernet, history) with history a list of {step, loss, largest_acc}.
+
+    `supernet` may be built on a larger space than `space` (its weights cover every
+    subnet of `space`): a search trains one candidate space's subnets on it. `only` (a
+    SubnetConfig) fine-tunes that one subnet on the labels instead of the sandwich."""
     if data.num_classes != space.num_classes:
         raise ConfigError("num_classes", f"space has {space.num_classes} classes, data "
                           f"'{data.name}' has {data.num_classes}")
@@ -111,6 +115,8 @@ def train_supernet(space: SearchSpace, data: Dataset, cfg: TrainConfig = TrainCo
     if cfg.batch_size % replicas:
         raise ConfigError("batch_size", f"{cfg.batch_size} does not split over {replicas} "
                           "replicas")
+    if only is not None:
+        space.validate(only)
     with strategy.scope():
         net = supernet or ViTSupernet(space)
         opt = keras.optimizers.AdamW(
@@ -132,7 +138,13 @@ def train_supernet(space: SearchSpace, data: Dataset, cfg: TrainConfig = TrainCo
           .shuffle(len(data.x_train), seed=cfg.seed, reshuffle_each_iteration=True)
           .repeat().batch(cfg.batch_size, drop_remainder=True).prefetch(2))
     it = iter(strategy.experimental_distribute_dataset(ds))
-    n_sub = 2 + cfg.num_random
+    n_sub = 1 if only is not None else 2 + cfg.num_random
+
+    def subnets(rng):
+        if only is not None:
+            enc = encode_config(only, space)
+            return {k: v[np.newaxis] for k, v in enc.items()}
+        return sandwich_configs(space, rng, cfg.num_random)
 
     def step_fn(x, y, cfgs):
         with tf.GradientTape() as tape:
@@ -170,8 +182,7 @@ def train_supernet(space: SearchSpace, data: Dataset, cfg: TrainConfig = TrainCo
         task = bar.add_task("supernet", total=cfg.steps, completed=start, loss=0.0, acc=0.0)
         for step in range(start, cfg.steps):
             rng = np.random.default_rng([cfg.seed, step])  # resumable sampling
-            cfgs = {k: tf.constant(v) for k, v in
-                    sandwich_configs(space, rng, cfg.num_random).items()}
+            cfgs = {k: tf.constant(v) for k, v in subnets(rng).items()}
             loss, acc = train_step(next(it), cfgs)
             step_var.assign(step + 1)
             if (step + 1) % cfg.log_every == 0 or step + 1 == cfg.steps:

@@ -1,0 +1,159 @@
+"""The search, end to end: MCUFormer's space evolution picks the (rank, tokens) space,
+the evolutionary search picks the subnet within the budgets, the winner is fine-tuned,
+then deployed through the library's pipeline (export -> convert -> plan) and measured in
+TFLM on the test set, which nothing before this last step looks at.
+
+State lives in the work folder: the space evolution's log and weights, the cost cache,
+the validation accuracies, the fine-tuned weights. An interrupted search run again with
+the same arguments resumes and, being seeded and deterministic, ends with the same result.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+
+import numpy as np
+
+from tflm_vit.search.budgets import Budgets
+from tflm_vit.search.costs import CostModel
+from tflm_vit.search.evolution import EvolutionResult, EvolutionSettings, evolve
+from tflm_vit.search.space_evolution import (EvolutionOfSpaceSettings, SpaceEvolution, candidate_space,
+                                    describe)
+from tflm_vit.config import SubnetConfig
+from tflm_vit.data import Dataset, validation_split
+from tflm_vit.space import SearchSpace
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchSettings:
+    spaces: EvolutionOfSpaceSettings = EvolutionOfSpaceSettings()
+    evolution: EvolutionSettings = EvolutionSettings()
+    finetune_steps: int = 300
+    val_fraction: float = 0.1  # of the training set, held out to pick by
+    val_images: int = 2000  # validation images each subnet is scored on (at most)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def quick(cls) -> "SearchSettings":
+        """The README's main job: minutes on two CPU cores."""
+        return cls(EvolutionOfSpaceSettings(initial_points=2, rounds=2, steps_per_round=150,
+                                            samples=4),
+                   EvolutionSettings(population=8, generations=3), finetune_steps=100,
+                   val_images=500)
+
+
+@dataclasses.dataclass
+class SearchResult:
+    config: SubnetConfig
+    space_point: dict
+    evolution: EvolutionResult
+    budgets: Budgets
+    deployment: object  # pipeline.Deployment
+    accuracy: object  # pipeline.Accuracy on the test set
+    val_accuracy: float  # of the winner with the shared weights, before fine-tuning
+
+    def to_dict(self) -> dict:
+        d = self.deployment
+        return {
+            "config": json.loads(self.config.to_json()),
+            "space": self.space_point,
+            "budgets": self.budgets.to_dict(),
+            "cost": self.evolution.best.cost.to_dict(),
+            "val_top1_shared_weights": self.val_accuracy,
+            "test": dataclasses.asdict(self.accuracy),
+            "arena_to_give": d.arena_size,
+            "flash": d.flash,
+            "memory_per_op": [dataclasses.asdict(o) for o in d.planned.after.ops]
+            if hasattr(d.planned.after, "ops") else None,
+            "evaluations": self.evolution.evaluations,
+            "pareto": [c.to_dict() for c in self.evolution.pareto],
+            "evaluated": [c.to_dict() for c in self.evolution.evaluated],
+        }
+
+
+class _Memo:
+    """A function of a config memoised in a JSON-lines file (validation accuracies)."""
+
+    def __init__(self, fn, path: str, tag: str):
+        self.fn, self.path, self.tag, self.values = fn, path, tag, {}
+        if os.path.exists(path):
+            with open(path) as f:
+                for line in f:
+                    row = json.loads(line)
+                    if row["tag"] == tag:
+                        self.values[row["key"]] = row["value"]
+
+    def __call__(self, config: SubnetConfig):
+        key = config.to_json()
+        if key not in self.values:
+            self.values[key] = self.fn(config)
+            with open(self.path, "a") as f:
+                f.write(json.dumps({"tag": self.tag, "key": key, "value": self.values[key]})
+                        + "\n")
+        return self.values[key]
+
+
+def validation_set(data: Dataset, settings: SearchSettings, seed: int):
+    train, val = validation_split(data, settings.val_fraction, seed)
+    n = min(settings.val_images, len(val.y_test))
+    return train, dataclasses.replace(val, x_test=val.x_test[:n], y_test=val.y_test[:n])
+
+
+def run_search(base: SearchSpace, data: Dataset, budgets: Budgets, workdir: str,
+               settings: SearchSettings = SearchSettings(), seed: int = 0,
+               progress=None) -> SearchResult:
+    import tensorflow as tf
+
+    from tflm_vit import pipeline
+    from tflm_vit.train import TrainConfig, evaluate_float, train_supernet
+    tf.config.experimental.enable_op_determinism()  # a resumed search ends the same
+    say = progress or (lambda text: None)
+    os.makedirs(workdir, exist_ok=True)
+    costs = CostModel.for_budgets(base, budgets, os.path.join(workdir, "costs.jsonl"))
+    say("costing the smallest subnet")
+    costs.check_reachable(budgets)  # an impossible budget fails before any training
+    train, val = validation_set(data, settings, seed)
+
+    spaces = SpaceEvolution(base, train, val, budgets, costs, os.path.join(workdir, "spaces"),
+                            settings.spaces, seed, say)
+    chosen = spaces.run()
+    space = candidate_space(base, chosen.point)
+    say(f"space chosen: {describe(base, chosen.point)}; evolutionary search")
+    net = spaces.load_net(chosen.point)
+    tag = f"r{chosen.point.rank}_t{chosen.point.tokens}"
+    accuracy = _Memo(lambda c: evaluate_float(net, c, val.x_test, val.y_test),
+                     os.path.join(workdir, "val_accuracy.jsonl"), tag)
+    evo = evolve(space, budgets, costs, accuracy, settings.evolution, seed,
+                 lambda g, n, best: say(f"generation {g}/{n}: best val top-1 "
+                                        f"{best.accuracy if best else float('nan'):.3f}"))
+    winner = evo.best.config
+
+    tuned = os.path.join(workdir, "winner_finetuned.npz")
+    if os.path.exists(tuned):
+        saved = np.load(tuned)
+        for i, v in enumerate(net.variables):
+            v.assign(saved[f"v{i}"])
+    elif settings.finetune_steps:
+        say(f"fine-tuning {winner.short()}")
+        train_supernet(space, train, TrainConfig(steps=settings.finetune_steps, seed=seed,
+                                                 learning_rate=1e-3),
+                       supernet=net, progress=False, only=winner)
+        np.savez(tuned + ".tmp.npz", **{f"v{i}": v.numpy() for i, v in enumerate(net.variables)})
+        os.replace(tuned + ".tmp.npz", tuned)
+
+    say(f"deploying {winner.short()}: export, convert, plan, measure in TFLM")
+    # The plan refuses (PlanError) to exceed the SRAM budget, should the trained model's
+    # arena ever differ from the shape-only one the search costed.
+    d = pipeline.deploy(net, winner, train.x_train[:100], verify_images=val.x_test,
+                        target=budgets.target, budget=budgets.sram)
+    # The whole test set through the deployed model in TFLM; the stock model (slower in
+    # the wheel's reference kernels, and not what ships) is not run.
+    acc = pipeline.measure(d, net, data.x_test, data.y_test, run_stock=False)
+    return SearchResult(winner, {**dataclasses.asdict(chosen.point),
+                                 "description": describe(base, chosen.point),
+                                 "score": chosen.score},
+                        evo, budgets, d, acc, evo.best.accuracy)

@@ -1,0 +1,241 @@
+"""MCUFormer's search-space evolution over its two memory knobs: the low-rank ratio and
+the token count (resolution / patch size).
+
+A candidate space is the base space with one rank ratio and one token choice; its subnets
+vary in everything else (width, depth, heads, MLP ratio). Its score is
+
+    score = accuracy term + fit_weight * fraction of its sampled subnets within budget
+
+with the accuracy term the mean of its largest subnet's validation top-1 and its sampled
+subnets' mean top-1 (MCUFormer's `sample_average_acc`; the released code calls it without
+defining it, papers.md 1.5). Each round trains every current point's supernet for
+`steps_per_round` steps from its own last weights (or from the nearest evaluated point's,
+for a new point), scores it, fits two planes (error = 1 - accuracy term, violation =
+1 - fit fraction) over the k nearest evaluated points in grid-index coordinates, and moves
+each knob by floor(|slope| / threshold) grid steps *against* each slope, summed over the
+two planes: the direction that lowers error and violation. (The released code adds the
+slope, which climbs both; papers.md 1.5.) It stops when no point moves or after `rounds`.
+
+Every supernet is a ViTSupernet of the base space trained only on its candidate's subnets,
+so any point's weights can seed any other. Every round is logged to `log.json` in the
+work folder with the weights beside it; a rerun resumes after the last finished round and,
+being seeded, ends where an uninterrupted run would.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+
+import numpy as np
+
+from tflm_vit.search.budgets import Budgets
+from tflm_vit.search.costs import CostModel
+from tflm_vit.space import SearchSpace
+
+
+@dataclasses.dataclass(frozen=True)
+class EvolutionOfSpaceSettings:
+    initial_points: int = 3  # MCUFormer: 5 of its 60-point grid
+    rounds: int = 3  # MCUFormer: --step-num 10
+    steps_per_round: int = 300  # supernet training steps per point per round
+    samples: int = 8  # subnets sampled per point for the accuracy and fit terms
+    fit_weight: float = 1.0  # weight of the fit fraction in the score
+    neighbours: int = 5  # k of the local plane fit (MCUFormer: 5)
+    error_threshold: float = 0.01  # error slope per grid step that earns one step
+    violation_threshold: float = 0.1  # violation slope per grid step that earns one step
+    batch_size: int = 64
+
+
+@dataclasses.dataclass(frozen=True)
+class Point:
+    """Grid indices: rank = index into base.rank_ratio, tokens = into token_grid(base)."""
+    rank: int
+    tokens: int
+
+
+def token_grid(space: SearchSpace) -> list[tuple[int, int]]:
+    """The base space's (resolution, patch) choices by token count, then resolution."""
+    return sorted(space.token_choices, key=lambda rp: ((rp[0] // rp[1]) ** 2, rp[0]))
+
+
+def candidate_space(base: SearchSpace, p: Point) -> SearchSpace:
+    r, patch = token_grid(base)[p.tokens]
+    return SearchSpace.from_dict({**base.to_dict(), "resolution": [r], "patch_size": [patch],
+                                  "rank_ratio": [base.rank_ratio[p.rank]], "max_tokens": None})
+
+
+def describe(base: SearchSpace, p: Point) -> str:
+    r, patch = token_grid(base)[p.tokens]
+    return f"rank {base.rank_ratio[p.rank]:g}, {(r // patch) ** 2} tokens ({r}/{patch})"
+
+
+@dataclasses.dataclass
+class PointScore:
+    point: Point
+    accuracy_term: float
+    largest_accuracy: float
+    sampled_accuracy: float
+    fit_fraction: float
+    score: float
+
+    def to_dict(self) -> dict:
+        return {**dataclasses.asdict(self), "point": dataclasses.asdict(self.point)}
+
+
+def fit_plane(xy: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """Least-squares z = a x + b y + c; returns (a, b). With too few distinct points in a
+    direction the slope there is 0 (lstsq's minimum-norm solution)."""
+    a = np.column_stack([xy, np.ones(len(xy))])
+    return np.linalg.lstsq(a, z, rcond=None)[0][:2]
+
+
+def step(point: Point, scores: dict[Point, PointScore], s: EvolutionOfSpaceSettings,
+         grid_shape: tuple[int, int]) -> Point:
+    """MCUFormer's move of one point from the planes over its k nearest evaluated points."""
+    pts = list(scores)
+    here = np.array([point.rank, point.tokens], float)
+    order = sorted(range(len(pts)), key=lambda i: (
+        float(np.sum((np.array([pts[i].rank, pts[i].tokens]) - here) ** 2)), i))
+    near = [pts[i] for i in order[:s.neighbours]]
+    xy = np.array([[p.rank, p.tokens] for p in near], float)
+    error = fit_plane(xy, np.array([1.0 - scores[p].accuracy_term for p in near]))
+    violation = fit_plane(xy, np.array([1.0 - scores[p].fit_fraction for p in near]))
+    moves = [0, 0]
+    for slopes, threshold in ((error, s.error_threshold), (violation, s.violation_threshold)):
+        for j in range(2):
+            moves[j] -= int(math.copysign(math.floor(abs(slopes[j]) / threshold), slopes[j]))
+    return Point(int(np.clip(point.rank + moves[0], 0, grid_shape[0] - 1)),
+                 int(np.clip(point.tokens + moves[1], 0, grid_shape[1] - 1)))
+
+
+class SpaceEvolution:
+    """The loop, with its state in `workdir` (log.json and one weights file per point)."""
+
+    def __init__(self, base: SearchSpace, data, val, budgets: Budgets, costs: CostModel,
+                 workdir: str, settings: EvolutionOfSpaceSettings = EvolutionOfSpaceSettings(),
+                 seed: int = 0, progress=None):
+        self.base, self.data, self.val, self.budgets = base, data, val, budgets
+        self.costs, self.workdir, self.s, self.seed = costs, workdir, settings, seed
+        self.progress = progress or (lambda text: None)
+        self.grid_shape = (len(base.rank_ratio), len(token_grid(base)))
+        os.makedirs(workdir, exist_ok=True)
+        self.log_path = os.path.join(workdir, "log.json")
+        self.log = self._load_log()
+
+    # State ---------------------------------------------------------------------------
+    def _load_log(self) -> dict:
+        settings = {"settings": dataclasses.asdict(self.s), "seed": self.seed,
+                    "base": self.base.to_dict(), "budgets": self.budgets.to_dict()}
+        if os.path.exists(self.log_path):
+            with open(self.log_path) as f:
+                log = json.load(f)
+            if {k: log.get(k) for k in settings} != json.loads(json.dumps(settings)):
+                from tflm_vit.errors import ConfigError
+                raise ConfigError("workdir", f"{self.workdir} holds a space evolution with "
+                                  "other settings, seed, space or budgets; use a new folder")
+            return log
+        return {**settings, "rounds": []}
+
+    def _save_log(self) -> None:
+        tmp = self.log_path + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(self.log, f, indent=1)
+        os.replace(tmp, self.log_path)  # a crash never leaves half a log
+
+    def weights_path(self, p: Point) -> str:
+        return os.path.join(self.workdir, f"supernet_r{p.rank}_t{p.tokens}.npz")
+
+    def load_net(self, p: Point, fallback: Point | None = None):
+        from tflm_vit.supernet import ViTSupernet
+        import keras
+        keras.utils.set_random_seed(self.seed)
+        net = ViTSupernet(self.base)
+        for q in (p, fallback):
+            if q is not None and os.path.exists(self.weights_path(q)):
+                saved = np.load(self.weights_path(q))
+                for i, v in enumerate(net.variables):
+                    v.assign(saved[f"v{i}"])
+                break
+        return net
+
+    def _save_net(self, net, p: Point) -> None:
+        tmp = self.weights_path(p) + ".tmp.npz"
+        np.savez(tmp, **{f"v{i}": v.numpy() for i, v in enumerate(net.variables)})
+        os.replace(tmp, self.weights_path(p))
+
+    # One point -----------------------------------------------------------------------
+    def train_and_score(self, p: Point, round_index: int, seed_from: Point | None) -> PointScore:
+        from tflm_vit.train import TrainConfig, evaluate_float, train_supernet
+        space = candidate_space(self.base, p)
+        net = self.load_net(p, seed_from)
+        cfg = TrainConfig(steps=self.s.steps_per_round, batch_size=self.s.batch_size,
+                          seed=self.seed * 1000 + round_index)
+        train_supernet(space, self.data, cfg, supernet=net, progress=False)
+        self._save_net(net, p)
+        rng = np.random.default_rng([self.seed, round_index, p.rank, p.tokens])
+        sampled = [space.sample(rng) for _ in range(self.s.samples)]
+        x, y = self.val.x_test, self.val.y_test
+        largest = evaluate_float(net, space.largest(), x, y)
+        accs = [evaluate_float(net, c, x, y) for c in sampled]
+        fit = float(np.mean([self.budgets.fits(self.costs.cost(c)) for c in sampled]))
+        term = (largest + float(np.mean(accs))) / 2
+        return PointScore(p, term, largest, float(np.mean(accs)), fit,
+                          term + self.s.fit_weight * fit)
+
+    # The loop ------------------------------------------------------------------------
+    def initial_points(self) -> list[Point]:
+        rng = np.random.default_rng(self.seed)
+        grid = [Point(r, t) for r in range(self.grid_shape[0]) for t in range(self.grid_shape[1])]
+        pick = rng.choice(len(grid), min(self.s.initial_points, len(grid)), replace=False)
+        return [grid[i] for i in sorted(pick)]
+
+    def run(self) -> PointScore:
+        scores = {Point(**r["point"]): PointScore(**{**r, "point": Point(**r["point"])})
+                  for rnd in self.log["rounds"] for r in rnd["scores"]}
+        latest = ({Point(**r["point"]): None for r in self.log["rounds"][-1]["scores"]}
+                  if self.log["rounds"] else None)
+        points = ([Point(**p) for p in self.log["rounds"][-1]["next"]] if latest is not None
+                  else self.initial_points())
+        while len(self.log["rounds"]) < self.s.rounds and not self._converged():
+            i = len(self.log["rounds"])
+            round_scores = []
+            for p in points:
+                seed_from = None if p in scores else self._nearest(p, scores)
+                self.progress(f"space round {i + 1}/{self.s.rounds}: training "
+                              f"{describe(self.base, p)}")
+                sc = self.train_and_score(p, i, seed_from)
+                scores[p] = sc
+                round_scores.append(sc)
+            moved = [step(p, scores, self.s, self.grid_shape) for p in points]
+            nxt = list(dict.fromkeys(moved))  # points that land together merge
+            self.log["rounds"].append({"round": i + 1,
+                                       "scores": [sc.to_dict() for sc in round_scores],
+                                       "next": [dataclasses.asdict(p) for p in nxt],
+                                       "moves": [{"from": dataclasses.asdict(p),
+                                                  "to": dataclasses.asdict(q)}
+                                                 for p, q in zip(points, moved)]})
+            self._save_log()
+            points = nxt
+        return self.best()
+
+    def _converged(self) -> bool:
+        return bool(self.log["rounds"]) and all(m["from"] == m["to"]
+                                                for m in self.log["rounds"][-1]["moves"])
+
+    def _nearest(self, p: Point, scores: dict) -> Point | None:
+        if not scores:
+            return None
+        return min(scores, key=lambda q: ((q.rank - p.rank) ** 2 + (q.tokens - p.tokens) ** 2,
+                                          q.rank, q.tokens))
+
+    def best(self) -> PointScore:
+        """The highest-scoring point of the latest score of every point evaluated."""
+        latest = {}
+        for rnd in self.log["rounds"]:
+            for r in rnd["scores"]:
+                latest[(r["point"]["rank"], r["point"]["tokens"])] = r
+        r = max(latest.values(), key=lambda r: (r["score"], r["accuracy_term"]))
+        return PointScore(**{**r, "point": Point(**r["point"])})

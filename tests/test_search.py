@@ -1,0 +1,178 @@
+"""The search: budgets, the measured cost model, MCUFormer's step rule, the evolutionary
+search's constraint handling and reproducibility, and the CLI's errors."""
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+
+from tflm_vit.cli import main
+from tflm_vit.config import SubnetConfig
+from tflm_vit.errors import BudgetError
+from tflm_vit.search.budgets import Budgets, Cost
+from tflm_vit.search.costs import CostModel
+from tflm_vit.search.evolution import EvolutionSettings, cross, evolve, pareto
+from tflm_vit.search.space_evolution import (EvolutionOfSpaceSettings, Point, PointScore,
+                                             candidate_space, step, token_grid)
+from tflm_vit.space import DEFAULT_SPACE
+
+
+def test_budgets_take_units_and_refuse_garbage():
+    b = Budgets.parse("320KB", "1MB", "20M")
+    assert (b.sram, b.flash, b.latency) == (327680, 1 << 20, 20_000_000)
+    assert Budgets.parse(latency="1500k").latency == 1_500_000
+    with pytest.raises(BudgetError, match="--sram: 'lots' is not a byte size"):
+        Budgets.parse("lots")
+    with pytest.raises(BudgetError, match="--latency '-3' is not an instruction count"):
+        Budgets.parse(latency="-3")
+    cost = Cost(sram=400_000, flash=100, latency=1, macs=1)
+    assert not b.fits(cost) and b.excess(cost)["sram"] == pytest.approx(400_000 / 327680 - 1)
+
+
+@pytest.fixture(scope="module")
+def costs():
+    return CostModel(DEFAULT_SPACE, "cortex-m")
+
+
+def test_cost_model_is_the_deployed_models_own(costs, trained_supernet, digits):
+    """The search costs a shape-only supernet; the trained one it deploys has the same
+    arena and flash to the byte."""
+    from tflm_vit import pipeline
+    for config in (DEFAULT_SPACE.smallest(), DEFAULT_SPACE.sample(np.random.default_rng(3))):
+        d = pipeline.deploy(trained_supernet, config, digits.x_train[:8], verify=False,
+                            target="cortex-m")
+        c = costs.cost(config)
+        assert (c.sram, c.flash) == (d.arena_size, d.flash), config.short()
+        assert c.macs > 0 and c.latency > c.macs // 4
+
+
+def test_impossible_budget_names_the_least_achievable(costs):
+    floor, config = costs.floor()
+    with pytest.raises(BudgetError) as e:
+        costs.check_reachable(Budgets(sram=floor.sram - 1))
+    assert str(e.value) == (f"--sram {floor.sram - 1:,} bytes cannot be met: the smallest "
+                            f"subnet ({config.short()}) needs {floor.sram:,} bytes, the least "
+                            "in the search space")
+    costs.check_reachable(Budgets(sram=floor.sram, flash=floor.flash))  # exactly enough
+
+
+def _score(p, err, violation):
+    return PointScore(p, 1 - err, 1 - err, 1 - err, 1 - violation, 0.0)
+
+
+def test_space_step_moves_against_error_and_violation():
+    """Error falls with rank (up is better) and violation rises with tokens (down fits
+    better): the point moves up in rank and down in tokens; the released code's sign
+    would do the opposite."""
+    s = EvolutionOfSpaceSettings(error_threshold=0.01, violation_threshold=0.1)
+    scores = {}
+    for r in range(3):
+        for t in range(4):
+            p = Point(r, t)
+            scores[p] = _score(p, err=0.30 - 0.025 * r, violation=0.1 + 0.15 * t)
+    moved = step(Point(1, 2), {p: scores[p] for p in
+                               [Point(1, 2), Point(0, 2), Point(2, 2), Point(1, 1), Point(1, 3)]},
+                 s, (3, 4))
+    assert moved == Point(2, 1)  # +floor(0.025/0.01)=2 rank steps, clamped; -1 token step
+    flat = {p: _score(p, 0.2, 0.5) for p in scores}
+    assert step(Point(1, 1), flat, s, (3, 4)) == Point(1, 1)  # no trend: converged
+
+
+def test_candidate_space_is_one_rank_and_one_token_choice():
+    grid = token_grid(DEFAULT_SPACE)
+    assert [(r // p) ** 2 for r, p in grid] == sorted((r // p) ** 2 for r, p in grid)
+    sp = candidate_space(DEFAULT_SPACE, Point(0, len(grid) - 1))
+    assert sp.rank_ratio == (DEFAULT_SPACE.rank_ratio[0],)
+    assert sp.token_choices == (grid[-1],)
+    assert sp.embed_dim == DEFAULT_SPACE.embed_dim and sp.depth == DEFAULT_SPACE.depth
+
+
+def test_crossover_stays_in_the_space():
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        a, b = DEFAULT_SPACE.sample(rng), DEFAULT_SPACE.sample(rng)
+        DEFAULT_SPACE.validate(cross(a, b, rng))
+
+
+class _AnalyticCosts(CostModel):
+    """Costs from a formula (the search logic under test, not the measurement)."""
+
+    def __init__(self):
+        super().__init__(DEFAULT_SPACE)
+
+    def cost(self, c: SubnetConfig) -> Cost:
+        sram = c.num_tokens * c.embed_dim * 4 + sum(int(m * c.embed_dim) for m in c.mlp_ratio)
+        return Cost(sram, 1000 * c.depth * c.embed_dim, 1, 1)
+
+
+def _accuracy_fn(calls):
+    def acc(c: SubnetConfig) -> float:
+        calls.append(c)
+        return (c.depth * c.embed_dim + sum(c.mlp_ratio) + c.num_tokens) / 1000
+    return acc
+
+
+def test_evolution_costs_before_it_evaluates_and_replays_exactly():
+    budgets = Budgets(sram=4_000, flash=100_000)
+    settings = EvolutionSettings(population=8, generations=4)
+    calls = []
+    r1 = evolve(DEFAULT_SPACE, budgets, _AnalyticCosts(), _accuracy_fn(calls), settings, seed=5)
+    assert calls and all(budgets.fits(_AnalyticCosts().cost(c)) for c in calls)
+    assert len(calls) == len({c.to_json() for c in calls}) == r1.evaluations
+    assert r1.best.feasible and budgets.fits(r1.best.cost)
+    assert r1.best.accuracy == max(c.accuracy for c in r1.evaluated if c.feasible)
+    front = pareto(r1.evaluated)
+    assert [c.cost.sram for c in front] == sorted(c.cost.sram for c in front)
+    r2 = evolve(DEFAULT_SPACE, budgets, _AnalyticCosts(), _accuracy_fn([]), settings, seed=5)
+    assert r2.best.config == r1.best.config
+    assert [c.config for c in r2.evaluated] == [c.config for c in r1.evaluated]
+
+
+def _error(capsys, *argv) -> str:
+    """The error line: the last on stderr (progress lines may come before it), and no
+    traceback."""
+    assert main([str(a) for a in argv]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err and not any("Traceback" in line for line in err), err
+    assert all(not line.startswith("tflm-vit") for line in err[:-1]), err
+    return err[-1]
+
+
+def test_cli_search_bad_budgets(capsys, tmp_path):
+    out = tmp_path / "s"
+    assert "--sram: '12 apples' is not a byte size" in _error(
+        capsys, "search", "--sram", "12 apples", "--out", out)
+    assert _error(capsys, "search", "--out", out) == (
+        "tflm-vit search: error: give at least one budget: --sram, --flash or --latency")
+    line = _error(capsys, "search", "--sram", "1KB", "--out", out)
+    assert line.startswith("tflm-vit search: error: --sram 1,024 bytes cannot be met: the "
+                           "smallest subnet (")
+    assert not out.exists()  # nothing left behind
+
+
+def test_cli_search_fashion_mnist_missing(capsys, tmp_path, monkeypatch):
+    from tflm_vit import data
+    monkeypatch.setattr(data, "FASHION_MNIST_DIR", str(tmp_path / "nowhere"))
+    line = _error(capsys, "search", "--sram", "64KB", "--data", "fashion-mnist",
+                  "--out", tmp_path / "s")
+    assert "Fashion-MNIST is not installed" in line and "dataset-fashion-mnist" in line
+
+
+def test_search_end_to_end_resumes_to_the_same_result(digits, tmp_path):
+    """A tiny search on digits: the chosen model fits its budget in TFLM, and a rerun in
+    the same folder (a resume with everything done) ends with the same subnet and model."""
+    from tflm_vit.search.run import SearchSettings, run_search
+    settings = SearchSettings(
+        EvolutionOfSpaceSettings(initial_points=2, rounds=1, steps_per_round=20, samples=2),
+        EvolutionSettings(population=4, generations=2), finetune_steps=10, val_images=100)
+    small = dataclasses.replace(digits, x_test=digits.x_test[:50], y_test=digits.y_test[:50])
+    budgets = Budgets(sram=20_000, target="wheel")
+    r1 = run_search(DEFAULT_SPACE, small, budgets, str(tmp_path), settings, seed=1)
+    assert r1.deployment.arena_size <= 20_000
+    assert r1.accuracy.arena_measured <= r1.deployment.arena_size
+    log = json.loads((tmp_path / "spaces" / "log.json").read_text())
+    assert len(log["rounds"]) == 1 and len(log["rounds"][0]["scores"]) == 2
+    r2 = run_search(DEFAULT_SPACE, small, budgets, str(tmp_path), settings, seed=1)
+    assert r2.config == r1.config and r2.deployment.model == r1.deployment.model
+    assert r2.accuracy == r1.accuracy
