@@ -13,7 +13,11 @@ FIRMWARE_DEBS := gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-ea
                  qemu-system-arm bazel-bootstrap
 FIRMWARE_TOOLS := arm-none-eabi-gcc arm-none-eabi-g++ qemu-system-arm bazel
 
-.PHONY: demo test install bench clean firmware-deps firmware
+# Debian's Fashion-MNIST (the search benchmark's data; a test reads it).
+DATA_DEBS := dataset-fashion-mnist
+DATA_DIR  := /usr/share/datasets/fashion-mnist
+
+.PHONY: demo test install bench clean firmware-deps firmware data-deps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,8 +27,22 @@ $(BIN)/python:
 install: $(BIN)/python
 	$(BIN)/python -m pip install -q --no-build-isolation ".[test]"
 
+# The main job: the pipeline on the demo's subnet, then a small search under an SRAM
+# budget the space's largest subnet does not meet (minutes each on 2 CPU cores).
 demo: install
 	$(BIN)/tflm-vit demo
+	$(BIN)/tflm-vit search --quick --sram 16KB --out runs/search
+
+# Installs Fashion-MNIST with apt when it is missing (root, or sudo without a password);
+# otherwise says which package to install.
+data-deps:
+	@if [ ! -d $(DATA_DIR) ]; then \
+	  echo "installing $(DATA_DEBS) (missing: $(DATA_DIR))"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=""; elif sudo -n true 2>/dev/null; then SUDO="sudo -n"; \
+	  else echo "need root to install: apt-get install $(DATA_DEBS)" >&2; exit 1; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
+	    $(DATA_DEBS) >/dev/null || exit 1; \
+	fi
 
 # Installs the firmware packages with apt when a tool is missing (root, or sudo without a
 # password); otherwise says which packages to install.
@@ -44,10 +62,10 @@ firmware: install firmware-deps
 	  $(BIN)/python custom_ops/firmware/qemu.py build --cpu $$cpu --kernels $$k || exit 1; \
 	done; done
 
-test: install firmware-deps
+test: install firmware-deps data-deps
 	$(BIN)/pytest -q
 
-bench: install firmware-deps
+bench: install firmware-deps data-deps
 	$(BIN)/python bench/stock_tflm.py
 	$(BIN)/python bench/isqrt_iterations.py
 	$(BIN)/python bench/fidelity.py

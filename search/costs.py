@@ -71,20 +71,22 @@ class CostModel:
                                         "cost": self._cache[key].to_dict()}) + "\n")
         return self._cache[key]
 
-    def floor(self) -> tuple[Cost, SubnetConfig]:
-        """The least of each figure over the space's smallest subnet at every rank ratio
-        (low rank trades flash for an extra per-token buffer, so SRAM need not fall with
-        it), and the config that reaches the least SRAM."""
-        small = self.space.smallest()
+    def floor(self, space: SearchSpace | None = None) -> tuple[Cost, SubnetConfig]:
+        """The least of each figure over the smallest subnet of `space` (default: the cost
+        model's, or a subspace of it) at every rank ratio (low rank trades flash for an
+        extra per-token buffer, so SRAM need not fall with it), and the config that
+        reaches the least SRAM."""
+        space = space or self.space
+        small = space.smallest()
         configs = [SubnetConfig.from_dict({**json.loads(small.to_json()), "rank_ratio": r})
-                   for r in self.space.rank_ratio]
+                   for r in space.rank_ratio]
         costs = [self.cost(c) for c in configs]
         best = min(range(len(costs)), key=lambda i: costs[i].sram)
         return Cost(*(min(getattr(c, f) for c in costs)
                       for f in ("sram", "flash", "latency", "macs"))), configs[best]
 
-    def check_reachable(self, budgets: Budgets) -> None:
-        floor, config = self.floor()
+    def check_reachable(self, budgets: Budgets, space: SearchSpace | None = None) -> None:
+        floor, config = self.floor(space)
         check_reachable(budgets, floor, f"the smallest subnet ({config.short()})")
 
 

@@ -25,7 +25,9 @@ from pymoo.core.duplicate import ElementwiseDuplicateElimination
 from pymoo.core.mutation import Mutation
 from pymoo.core.problem import Problem
 from pymoo.core.sampling import Sampling
+from pymoo.core.termination import Termination, TerminateIfAny
 from pymoo.optimize import minimize
+from pymoo.termination.max_gen import MaximumGenerationTermination
 
 from tflm_vit.search.budgets import Budgets, Cost
 from tflm_vit.search.costs import CostModel
@@ -41,6 +43,8 @@ class EvolutionSettings:
     global_prob: float = 0.4  # tokens, width, depth, rank mutation probability
     crossover_prob: float = 0.5  # of a mating producing crossed genes, not copies
     sample_tries: int = 50  # draws per initial member before giving up on feasibility
+    max_evaluations: int | None = None  # stop at this many accuracy evaluations (then
+    # `generations` is only a cap): the baselines' equal-cost budget
 
 
 @dataclasses.dataclass
@@ -164,12 +168,21 @@ class _Duplicates(ElementwiseDuplicateElimination):
         return a.X[0] == b.X[0]
 
 
+class _EvaluationBudget(Termination):
+    def __init__(self, evaluator: Evaluator, limit: int):
+        super().__init__()
+        self.evaluator, self.limit = evaluator, limit
+
+    def _update(self, algorithm):
+        return self.evaluator.evaluations / self.limit
+
+
 def evolve(space: SearchSpace, budgets: Budgets, costs: CostModel, accuracy_fn,
            settings: EvolutionSettings = EvolutionSettings(), seed: int = 0,
            progress=None) -> EvolutionResult:
     """The search. accuracy_fn(config) -> validation top-1 of the subnet with the shared
     weights. progress(generation, generations, best) is called after each generation."""
-    costs.check_reachable(budgets)
+    costs.check_reachable(budgets, space)
     evaluator = Evaluator(space, budgets, costs, accuracy_fn)
     algorithm = NSGA2(pop_size=settings.population,
                       sampling=_Sampling(space, evaluator, settings.sample_tries),
@@ -181,9 +194,15 @@ def evolve(space: SearchSpace, budgets: Budgets, costs: CostModel, accuracy_fn,
         if progress is not None:
             progress(alg.n_gen, settings.generations, _best(evaluator))
 
-    minimize(_SubnetProblem(evaluator), algorithm, ("n_gen", settings.generations),
+    termination = MaximumGenerationTermination(settings.generations)
+    if settings.max_evaluations:
+        termination = TerminateIfAny(termination,
+                                     _EvaluationBudget(evaluator, settings.max_evaluations))
+    minimize(_SubnetProblem(evaluator), algorithm, termination,
              seed=seed, callback=callback, verbose=False,
-             copy_algorithm=False)  # a copy would deep-copy the supernet in accuracy_fn
+             # copies would deep-copy the supernet in accuracy_fn and detach the
+             # evaluation budget from the evaluator it counts
+             copy_algorithm=False, copy_termination=False)
     best = _best(evaluator)
     if best is None:  # every sample broke a budget: the floor fits, so sampling missed
         raise RuntimeError("no evaluated subnet fits the budgets")

@@ -72,9 +72,13 @@ def plot_spaces(log: dict, path: str) -> None:
                 ax.annotate("", (m["to"]["tokens"], m["to"]["rank"]),
                             (m["from"]["tokens"], m["from"]["rank"]),
                             arrowprops={"arrowstyle": "->", "alpha": 0.6})
-    ranks = log["base"]["rank_ratio"]
+    from tflm_vit.search.space_evolution import token_grid
+    from tflm_vit.space import SearchSpace
+    base = SearchSpace.from_dict(log["base"])
+    ranks, grid = base.rank_ratio, token_grid(base)
     ax.set_yticks(range(len(ranks)), [f"{r:g}" for r in ranks])
-    ax.set_xlabel("token choice (index, by token count)")
+    ax.set_xticks(range(len(grid)), [f"{(r // p) ** 2}\n{r}/{p}" for r, p in grid])
+    ax.set_xlabel("tokens (resolution / patch)")
     ax.set_ylabel("low-rank ratio")
     ax.set_title("search-space evolution (label: score)")
     ax.legend(fontsize=8)

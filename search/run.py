@@ -14,13 +14,13 @@ import dataclasses
 import json
 import os
 
-import numpy as np
 
 from tflm_vit.search.budgets import Budgets
 from tflm_vit.search.costs import CostModel
 from tflm_vit.search.evolution import EvolutionResult, EvolutionSettings, evolve
-from tflm_vit.search.space_evolution import (EvolutionOfSpaceSettings, SpaceEvolution, candidate_space,
-                                    describe)
+from tflm_vit.search.space_evolution import (EvolutionOfSpaceSettings, SpaceEvolution,
+                                             candidate_space, describe, load_weights,
+                                             save_weights)
 from tflm_vit.config import SubnetConfig
 from tflm_vit.data import Dataset, validation_split
 from tflm_vit.space import SearchSpace
@@ -55,6 +55,7 @@ class SearchResult:
     deployment: object  # pipeline.Deployment
     accuracy: object  # pipeline.Accuracy on the test set
     val_accuracy: float  # of the winner with the shared weights, before fine-tuning
+    search_cost: dict  # supernet training steps and subnets evaluated, in all
 
     def to_dict(self) -> dict:
         d = self.deployment
@@ -70,6 +71,7 @@ class SearchResult:
             "memory_per_op": [dataclasses.asdict(o) for o in d.planned.after.ops]
             if hasattr(d.planned.after, "ops") else None,
             "evaluations": self.evolution.evaluations,
+            "search_cost": self.search_cost,
             "pareto": [c.to_dict() for c in self.evolution.pareto],
             "evaluated": [c.to_dict() for c in self.evolution.evaluated],
         }
@@ -103,49 +105,45 @@ def validation_set(data: Dataset, settings: SearchSettings, seed: int):
     return train, dataclasses.replace(val, x_test=val.x_test[:n], y_test=val.y_test[:n])
 
 
-def run_search(base: SearchSpace, data: Dataset, budgets: Budgets, workdir: str,
-               settings: SearchSettings = SearchSettings(), seed: int = 0,
-               progress=None) -> SearchResult:
+def prepare(base: SearchSpace, data: Dataset, budgets: Budgets, workdir: str,
+            settings: SearchSettings, seed: int, say):
+    """What every method starts from: determinism, the cost model (checked against the
+    budgets before any training) and the train / validation split."""
     import tensorflow as tf
-
-    from tflm_vit import pipeline
-    from tflm_vit.train import TrainConfig, evaluate_float, train_supernet
     tf.config.experimental.enable_op_determinism()  # a resumed search ends the same
-    say = progress or (lambda text: None)
     os.makedirs(workdir, exist_ok=True)
     costs = CostModel.for_budgets(base, budgets, os.path.join(workdir, "costs.jsonl"))
     say("costing the smallest subnet")
     costs.check_reachable(budgets)  # an impossible budget fails before any training
     train, val = validation_set(data, settings, seed)
+    return costs, train, val
 
-    spaces = SpaceEvolution(base, train, val, budgets, costs, os.path.join(workdir, "spaces"),
-                            settings.spaces, seed, say)
-    chosen = spaces.run()
-    space = candidate_space(base, chosen.point)
-    say(f"space chosen: {describe(base, chosen.point)}; evolutionary search")
-    net = spaces.load_net(chosen.point)
-    tag = f"r{chosen.point.rank}_t{chosen.point.tokens}"
+
+def finish(net, space: SearchSpace, train, val, data, budgets: Budgets, costs: CostModel,
+           workdir: str, settings: SearchSettings, seed: int, say, tag: str,
+           evolution: EvolutionSettings | None = None):
+    """Evolutionary search in `space` on `net`'s shared weights, then fine-tune the
+    winner, deploy it (export -> convert -> plan) and measure it in TFLM on the test set.
+    Returns (EvolutionResult, Deployment, Accuracy)."""
+    from tflm_vit import pipeline
+    from tflm_vit.train import TrainConfig, evaluate_float, train_supernet
+    say(f"{tag}: evolutionary search")
     accuracy = _Memo(lambda c: evaluate_float(net, c, val.x_test, val.y_test),
                      os.path.join(workdir, "val_accuracy.jsonl"), tag)
-    evo = evolve(space, budgets, costs, accuracy, settings.evolution, seed,
-                 lambda g, n, best: say(f"generation {g}/{n}: best val top-1 "
+    evo = evolve(space, budgets, costs, accuracy, evolution or settings.evolution, seed,
+                 lambda g, n, best: say(f"{tag}: generation {g}/{n}, best val top-1 "
                                         f"{best.accuracy if best else float('nan'):.3f}"))
     winner = evo.best.config
-
-    tuned = os.path.join(workdir, "winner_finetuned.npz")
+    tuned = os.path.join(workdir, f"{tag}_finetuned.npz")
     if os.path.exists(tuned):
-        saved = np.load(tuned)
-        for i, v in enumerate(net.variables):
-            v.assign(saved[f"v{i}"])
+        load_weights(net, tuned)
     elif settings.finetune_steps:
-        say(f"fine-tuning {winner.short()}")
+        say(f"{tag}: fine-tuning {winner.short()}")
         train_supernet(space, train, TrainConfig(steps=settings.finetune_steps, seed=seed,
                                                  learning_rate=1e-3),
                        supernet=net, progress=False, only=winner)
-        np.savez(tuned + ".tmp.npz", **{f"v{i}": v.numpy() for i, v in enumerate(net.variables)})
-        os.replace(tuned + ".tmp.npz", tuned)
-
-    say(f"deploying {winner.short()}: export, convert, plan, measure in TFLM")
+        save_weights(net, tuned)
+    say(f"{tag}: deploying {winner.short()} (export, convert, plan, measure in TFLM)")
     # The plan refuses (PlanError) to exceed the SRAM budget, should the trained model's
     # arena ever differ from the shape-only one the search costed.
     d = pipeline.deploy(net, winner, train.x_train[:100], verify_images=val.x_test,
@@ -153,7 +151,26 @@ def run_search(base: SearchSpace, data: Dataset, budgets: Budgets, workdir: str,
     # The whole test set through the deployed model in TFLM; the stock model (slower in
     # the wheel's reference kernels, and not what ships) is not run.
     acc = pipeline.measure(d, net, data.x_test, data.y_test, run_stock=False)
-    return SearchResult(winner, {**dataclasses.asdict(chosen.point),
-                                 "description": describe(base, chosen.point),
-                                 "score": chosen.score},
-                        evo, budgets, d, acc, evo.best.accuracy)
+    return evo, d, acc
+
+
+def run_search(base: SearchSpace, data: Dataset, budgets: Budgets, workdir: str,
+               settings: SearchSettings = SearchSettings(), seed: int = 0,
+               progress=None) -> SearchResult:
+    say = progress or (lambda text: None)
+    costs, train, val = prepare(base, data, budgets, workdir, settings, seed, say)
+    spaces = SpaceEvolution(base, train, val, budgets, costs, os.path.join(workdir, "spaces"),
+                            settings.spaces, seed, say)
+    chosen = spaces.run()
+    space = candidate_space(base, chosen.point)
+    say(f"space chosen: {describe(base, chosen.point)}")
+    net = spaces.load_net(chosen.point)
+    tag = f"r{chosen.point.rank}_t{chosen.point.tokens}"
+    evo, d, acc = finish(net, space, train, val, data, budgets, costs, workdir, settings,
+                         seed, say, tag)
+    return SearchResult(evo.best.config, {**dataclasses.asdict(chosen.point),
+                                          "description": describe(base, chosen.point),
+                                          "score": chosen.score},
+                        evo, budgets, d, acc, evo.best.accuracy,
+                        {"training_steps": spaces.cost["training_steps"],
+                         "evaluations": spaces.cost["evaluations"] + evo.evaluations})

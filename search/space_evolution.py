@@ -111,6 +111,27 @@ def step(point: Point, scores: dict[Point, PointScore], s: EvolutionOfSpaceSetti
                  int(np.clip(point.tokens + moves[1], 0, grid_shape[1] - 1)))
 
 
+def load_weights(net, path: str) -> None:
+    saved = np.load(path)
+    for i, v in enumerate(net.variables):
+        v.assign(saved[f"v{i}"])
+
+
+def save_weights(net, path: str) -> None:
+    tmp = path + ".tmp.npz"
+    np.savez(tmp, **{f"v{i}": v.numpy() for i, v in enumerate(net.variables)})
+    os.replace(tmp, path)  # an interruption never leaves half a file
+
+
+def new_supernet(base: SearchSpace, seed: int):
+    """A freshly initialised, seeded supernet of the base space."""
+    import keras
+
+    from tflm_vit.supernet import ViTSupernet
+    keras.utils.set_random_seed(seed)
+    return ViTSupernet(base)
+
+
 class SpaceEvolution:
     """The loop, with its state in `workdir` (log.json and one weights file per point)."""
 
@@ -149,22 +170,12 @@ class SpaceEvolution:
         return os.path.join(self.workdir, f"supernet_r{p.rank}_t{p.tokens}.npz")
 
     def load_net(self, p: Point, fallback: Point | None = None):
-        from tflm_vit.supernet import ViTSupernet
-        import keras
-        keras.utils.set_random_seed(self.seed)
-        net = ViTSupernet(self.base)
+        net = new_supernet(self.base, self.seed)
         for q in (p, fallback):
             if q is not None and os.path.exists(self.weights_path(q)):
-                saved = np.load(self.weights_path(q))
-                for i, v in enumerate(net.variables):
-                    v.assign(saved[f"v{i}"])
+                load_weights(net, self.weights_path(q))
                 break
         return net
-
-    def _save_net(self, net, p: Point) -> None:
-        tmp = self.weights_path(p) + ".tmp.npz"
-        np.savez(tmp, **{f"v{i}": v.numpy() for i, v in enumerate(net.variables)})
-        os.replace(tmp, self.weights_path(p))
 
     # One point -----------------------------------------------------------------------
     def train_and_score(self, p: Point, round_index: int, seed_from: Point | None) -> PointScore:
@@ -174,7 +185,7 @@ class SpaceEvolution:
         cfg = TrainConfig(steps=self.s.steps_per_round, batch_size=self.s.batch_size,
                           seed=self.seed * 1000 + round_index)
         train_supernet(space, self.data, cfg, supernet=net, progress=False)
-        self._save_net(net, p)
+        save_weights(net, self.weights_path(p))
         rng = np.random.default_rng([self.seed, round_index, p.rank, p.tokens])
         sampled = [space.sample(rng) for _ in range(self.s.samples)]
         x, y = self.val.x_test, self.val.y_test
@@ -220,6 +231,14 @@ class SpaceEvolution:
             self._save_log()
             points = nxt
         return self.best()
+
+    @property
+    def cost(self) -> dict:
+        """What the space evolution spent: supernet training steps and subnets evaluated
+        on the validation split (each point's largest plus its samples, every round)."""
+        scored = sum(len(r["scores"]) for r in self.log["rounds"])
+        return {"training_steps": scored * self.s.steps_per_round,
+                "evaluations": scored * (1 + self.s.samples)}
 
     def _converged(self) -> bool:
         return bool(self.log["rounds"]) and all(m["from"] == m["to"]

@@ -176,3 +176,31 @@ def test_search_end_to_end_resumes_to_the_same_result(digits, tmp_path):
     r2 = run_search(DEFAULT_SPACE, small, budgets, str(tmp_path), settings, seed=1)
     assert r2.config == r1.config and r2.deployment.model == r1.deployment.model
     assert r2.accuracy == r1.accuracy
+
+
+def test_evolution_stops_at_an_evaluation_budget():
+    settings = EvolutionSettings(population=6, generations=50, max_evaluations=10)
+    r = evolve(DEFAULT_SPACE, Budgets(sram=6_000), _AnalyticCosts(), _accuracy_fn([]),
+               settings, seed=0)
+    assert 10 <= r.evaluations < 10 + 6  # stops within the generation that reaches it
+
+
+def test_baseline_spaces():
+    from tflm_vit.search.baselines import choose_space
+    costs, grid = _AnalyticCosts(), token_grid(DEFAULT_SPACE)
+    budgets = Budgets(sram=4_000)
+    assert choose_space("random", DEFAULT_SPACE, budgets, costs, 4, 0) == DEFAULT_SPACE
+    largest = choose_space("largest_space", DEFAULT_SPACE, budgets, costs, 4, 0)
+    assert largest.rank_ratio == (1.0,) and largest.token_choices == (grid[-1],)
+    auto = choose_space("autoformer", DEFAULT_SPACE, budgets, costs, 4, 0)
+    tokens = auto.token_choices[0][0] // auto.token_choices[0][1]
+    assert auto.rank_ratio == (1.0,)
+    # the most tokens whose smallest dense subnet fits: 32 x 4 x (tokens) + ... <= 4000
+    assert costs.cost(auto.smallest()).sram <= 4_000
+    more = [rp for rp in grid if (rp[0] // rp[1]) > tokens]
+    assert all(costs.cost(candidate_space(DEFAULT_SPACE, Point(2, grid.index(rp)))
+                          .smallest()).sram > 4_000 for rp in more)
+    tiny = choose_space("tinynas", DEFAULT_SPACE, budgets, costs, 8, 0)
+    assert len(tiny.rank_ratio) == 1 and len(tiny.token_choices) == 1
+    with pytest.raises(BudgetError, match="autoformer baseline: no dense subnet fits"):
+        choose_space("autoformer", DEFAULT_SPACE, Budgets(sram=10), costs, 4, 0)

@@ -1,0 +1,205 @@
+"""The search against its baselines on Fashion-MNIST, at two SRAM budgets the default
+space's largest subnet does not meet, over several seeds, at equal search cost.
+
+For each (budget, seed): MCUFormer's search (tflm_vit.search.run) first, then each
+baseline (tflm_vit.search.baselines) given the search's own cost: its supernet training
+steps and its number of subnet evaluations. Every chosen model is deployed (converted and
+planned for the x86-64 wheel's TFLM, so the arena is the one measured there) and its test
+top-1 measured in TFLM.
+
+Writes bench/results/search.json ({"commit", "command", "settings", "runs": [{"method",
+"sram_budget", "flash_budget", "top1", "measured_arena", "flash", "seed", "config", ...}],
+"summary", "problems"}), search.md and search.png, and exits non-zero when a claim is
+false: a chosen model's measured arena above its budget, or the search's mean test top-1
+below a baseline's at a budget.
+
+Work folders (resumable; a finished run is not redone) live in build/bench_search/.
+The committed scale fits in 3 hours on 2 CPU cores; --full gives MCUFormer's scale.
+
+Run: .venv/bin/python bench/search.py [--seeds 3] [--full] [--smoke]   (or: make bench)
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import pathlib
+import sys
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+RESULTS = REPO / "bench" / "results"
+sys.path.insert(0, str(REPO / "bench"))
+from provenance import publish, stamp  # noqa: E402
+
+from tflm_vit.search.baselines import METHODS, run_baseline  # noqa: E402
+from tflm_vit.search.budgets import Budgets  # noqa: E402
+from tflm_vit.search.evolution import EvolutionSettings  # noqa: E402
+from tflm_vit.search.run import SearchSettings, run_search  # noqa: E402
+from tflm_vit.search.space_evolution import EvolutionOfSpaceSettings  # noqa: E402
+from tflm_vit.space import DEFAULT_SPACE, SearchSpace  # noqa: E402
+
+SRAM_BUDGETS = (12 * 1024, 18 * 1024)  # the largest default subnet needs more than both
+FLASH_BUDGET = 1024 * 1024
+WORK = REPO / "build" / "bench_search"
+
+
+def settings(scale: str) -> SearchSettings:
+    if scale == "full":  # MCUFormer / AutoFormer defaults
+        return SearchSettings(EvolutionOfSpaceSettings(initial_points=5, rounds=10,
+                                                       steps_per_round=2000, samples=20),
+                              EvolutionSettings(population=50, generations=20),
+                              finetune_steps=2000, val_images=6000)
+    if scale == "smoke":  # minutes: checks the script end to end, proves nothing
+        return SearchSettings(EvolutionOfSpaceSettings(initial_points=2, rounds=1,
+                                                       steps_per_round=20, samples=2),
+                              EvolutionSettings(population=4, generations=2),
+                              finetune_steps=10, val_images=100)
+    return SearchSettings(EvolutionOfSpaceSettings(initial_points=2, rounds=2,
+                                                   steps_per_round=100, samples=6),
+                          EvolutionSettings(population=10, generations=3),
+                          finetune_steps=100, val_images=1000)
+
+
+def fashion_space(data) -> SearchSpace:
+    return SearchSpace.from_dict({**DEFAULT_SPACE.to_dict(), "in_channels": data.channels,
+                                  "num_classes": data.num_classes})
+
+
+def _row(method, budgets, seed, config, acc, deployment, cost, extra) -> dict:
+    return {"method": method, "sram_budget": budgets.sram, "flash_budget": budgets.flash,
+            "top1": acc.top1, "float_top1": acc.float_top1,
+            "measured_arena": acc.arena_measured, "arena_to_give": deployment.arena_size,
+            "flash": deployment.flash, "seed": seed,
+            "config": json.loads(config.to_json()), **cost, **extra}
+
+
+def run_one(base, data, budgets, seed, s: SearchSettings, say) -> list[dict]:
+    work = WORK / f"sram{budgets.sram}_seed{seed}"
+    done = work / "rows.json"
+    if done.exists():
+        return json.loads(done.read_text())
+    ours = run_search(base, data, budgets, str(work / "mcuformer"), s, seed, say)
+    steps, evaluations = ours.search_cost["training_steps"], ours.search_cost["evaluations"]
+    rows = [_row("mcuformer", budgets, seed, ours.config, ours.accuracy, ours.deployment,
+                 ours.search_cost, {"space": ours.space_point["description"]})]
+    for method in METHODS:
+        r = run_baseline(method, base, data, budgets, str(work / method), steps, evaluations,
+                         s, seed, say)
+        rows.append(_row(method, budgets, seed, r.evolution.best.config, r.accuracy,
+                         r.deployment, {"training_steps": r.training_steps,
+                                        "evaluations": r.evaluations}, {"space": r.space}))
+    done.write_text(json.dumps(rows, indent=1))
+    return rows
+
+
+def summary(runs: list[dict]) -> list[dict]:
+    import numpy as np
+    out = []
+    for b in sorted({r["sram_budget"] for r in runs}):
+        for m in ["mcuformer", *METHODS]:
+            top = [r["top1"] for r in runs if r["sram_budget"] == b and r["method"] == m]
+            if top:
+                out.append({"sram_budget": b, "method": m, "seeds": len(top),
+                            "mean_top1": float(np.mean(top)), "std_top1": float(np.std(top))})
+    return out
+
+
+def problems(runs: list[dict], summ: list[dict]) -> list[str]:
+    out = [f"{r['method']} seed {r['seed']} at {r['sram_budget']:,} B: measured arena "
+           f"{r['measured_arena']:,} B is over the budget"
+           for r in runs if r["measured_arena"] > r["sram_budget"]]
+    for b in sorted({s["sram_budget"] for s in summ}):
+        ours = next(s for s in summ if s["sram_budget"] == b and s["method"] == "mcuformer")
+        for s in summ:
+            if s["sram_budget"] == b and s["mean_top1"] > ours["mean_top1"]:
+                out.append(f"at {b:,} B the search's mean test top-1 {ours['mean_top1']:.4f} "
+                           f"is below {s['method']}'s {s['mean_top1']:.4f}")
+    return out
+
+
+def write_table(doc: dict, path: pathlib.Path) -> None:
+    lines = [f"# Search vs baselines on Fashion-MNIST (commit {doc['commit']})", "",
+             f"`{doc['command']}`; scale `{doc['scale']}`, seeds {doc['seeds']}; arena "
+             "budgets on the x86-64 wheel's TFLM, where the arenas are measured.", "",
+             "| SRAM budget | method | seeds | mean test top-1 (int8, TFLM) | std |",
+             "|---|---|---|---|---|"]
+    for s in doc["summary"]:
+        lines.append(f"| {s['sram_budget']:,} | {s['method']} | {s['seeds']} | "
+                     f"{s['mean_top1']:.4f} | {s['std_top1']:.4f} |")
+    lines += ["", "| SRAM budget | seed | method | top-1 | measured arena | flash | subnet |",
+              "|---|---|---|---|---|---|---|"]
+    for r in doc["runs"]:
+        from tflm_vit.config import SubnetConfig
+        short = SubnetConfig.from_dict(r["config"]).short()
+        lines.append(f"| {r['sram_budget']:,} | {r['seed']} | {r['method']} | "
+                     f"{r['top1']:.4f} | {r['measured_arena']:,} | {r['flash']:,} | {short} |")
+    lines += ["", "Claims checked (the script exits non-zero otherwise): every measured arena "
+              "within its budget; the search's mean top-1 at least each baseline's.",
+              *[f"- FAIL {p}" for p in doc["problems"]], ""]
+    path.write_text("\n".join(lines))
+
+
+def plot(doc: dict, path: pathlib.Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    budgets = sorted({s["sram_budget"] for s in doc["summary"]})
+    methods = ["mcuformer", *METHODS]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    width = 0.8 / len(methods)
+    for i, m in enumerate(methods):
+        rows = [next((s for s in doc["summary"] if s["sram_budget"] == b and s["method"] == m),
+                     None) for b in budgets]
+        xs = [j + i * width for j, r in enumerate(rows) if r]
+        ax.bar(xs, [r["mean_top1"] for r in rows if r], width,
+               yerr=[r["std_top1"] for r in rows if r], label=m)
+    ax.set_xticks([j + 0.4 - width / 2 for j in range(len(budgets))],
+                  [f"{b // 1024} KB" for b in budgets])
+    lo = min(s["mean_top1"] for s in doc["summary"])
+    ax.set_ylim(max(0.0, lo - 0.05), 1.0)
+    ax.set_ylabel("test top-1, int8 in TFLM")
+    ax.set_xlabel("arena budget")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--seeds", type=int, default=3)
+    scale = p.add_mutually_exclusive_group()
+    scale.add_argument("--full", action="store_true", help="MCUFormer's scale (days)")
+    scale.add_argument("--smoke", action="store_true",
+                       help="tiny settings, printed only: checks the script runs")
+    a = p.parse_args(argv)
+    origin = stamp("search.py", argv)
+    name = "full" if a.full else "smoke" if a.smoke else "committed"
+    s = settings(name)
+    from tflm_vit.data import load_fashion_mnist
+    data = load_fashion_mnist(DEFAULT_SPACE.max_resolution)
+    if a.smoke:  # a slice, so the smoke run takes minutes
+        data = dataclasses.replace(data, x_train=data.x_train[:3000],
+                                   y_train=data.y_train[:3000], x_test=data.x_test[:300],
+                                   y_test=data.y_test[:300])
+    base = fashion_space(data)
+
+    def say(text):
+        print(text, file=sys.stderr, flush=True)
+
+    runs = []
+    for sram in SRAM_BUDGETS:
+        budgets = Budgets(sram=sram, flash=FLASH_BUDGET, target="wheel")
+        for seed in range(a.seeds):
+            say(f"== budget {sram:,} B, seed {seed}")
+            runs += run_one(base, data, budgets, seed, s, say)
+    summ = summary(runs)
+    doc = {**origin, "scale": name, "seeds": a.seeds, "settings": s.to_dict(),
+           "runs": runs, "summary": summ, "problems": problems(runs, summ)}
+    return publish(doc, "search", a.smoke, lambda: (write_table(doc, RESULTS / "search.md"),
+                                                    plot(doc, RESULTS / "search.png")))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,131 @@
+"""The baselines MCUFormer's search is held to, each at the search's own cost: a supernet
+trained for as many steps as the space evolution trained in all, and as many subnets
+evaluated on the validation split as the space evolution and the evolutionary search
+evaluated together. Each ends as the search does (search/run.py `finish`): the winner is
+fine-tuned, deployed and measured in TFLM.
+
+- random: one supernet over the whole base space (every knob), random subnets that fit
+  the budgets, the best on validation.
+- autoformer: AutoFormer's search without the memory knobs: dense layers (rank 1) and a
+  fixed token count (the most tokens at which a dense subnet still fits the budgets, so
+  it can compete at all), evolutionary search in that space.
+- tinynas: TinyNAS's space selection: of the (rank, tokens) spaces, the one whose
+  sampled subnets that fit the budgets have the most MACs on average (no training to
+  choose), then evolutionary search in it.
+- largest_space: the space with the largest rank and token choices, evolutionary search.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import numpy as np
+
+from tflm_vit.errors import BudgetError
+from tflm_vit.search.budgets import Budgets
+from tflm_vit.search.costs import CostModel
+from tflm_vit.search.evolution import EvolutionResult
+from tflm_vit.search.run import SearchSettings, finish, prepare
+from tflm_vit.search.space_evolution import (Point, candidate_space, describe, load_weights,
+                                             new_supernet, save_weights, token_grid)
+from tflm_vit.space import SearchSpace
+
+METHODS = ("random", "autoformer", "tinynas", "largest_space")
+
+
+@dataclasses.dataclass
+class BaselineResult:
+    method: str
+    space: str
+    evolution: EvolutionResult
+    deployment: object
+    accuracy: object
+    training_steps: int
+    evaluations: int
+
+
+def _trained(base: SearchSpace, space: SearchSpace, train, steps: int, seed: int,
+             path: str, settings: SearchSettings, say, tag: str):
+    from tflm_vit.train import TrainConfig, train_supernet
+    net = new_supernet(base, seed)
+    if os.path.exists(path):
+        load_weights(net, path)
+    else:
+        say(f"{tag}: training the supernet {steps} steps")
+        train_supernet(space, train, TrainConfig(steps=steps, seed=seed,
+                                                 batch_size=settings.spaces.batch_size),
+                       supernet=net, progress=False)
+        save_weights(net, path)
+    return net
+
+
+def _fits_somewhere(space: SearchSpace, budgets: Budgets, costs: CostModel) -> bool:
+    try:
+        costs.check_reachable(budgets, space)
+        return True
+    except BudgetError:
+        return False
+
+
+def choose_space(method: str, base: SearchSpace, budgets: Budgets, costs: CostModel,
+                 samples: int, seed: int) -> SearchSpace:
+    """The space a baseline searches; BudgetError when nothing in it can fit."""
+    grid = token_grid(base)
+    if method == "random":
+        return base
+    if method == "largest_space":
+        return candidate_space(base, Point(len(base.rank_ratio) - 1, len(grid) - 1))
+    if method == "autoformer":
+        if 1.0 not in base.rank_ratio:
+            raise BudgetError("autoformer baseline: the base space has no dense (rank 1) choice")
+        dense = base.rank_ratio.index(1.0)
+        for t in reversed(range(len(grid))):
+            space = candidate_space(base, Point(dense, t))
+            if _fits_somewhere(space, budgets, costs):
+                return space
+        raise BudgetError(f"autoformer baseline: no dense subnet fits {budgets.describe()}")
+    if method == "tinynas":
+        best, best_macs = None, -1.0
+        for r in range(len(base.rank_ratio)):
+            for t in range(len(grid)):
+                space = candidate_space(base, Point(r, t))
+                rng = np.random.default_rng([seed, r, t])
+                fitting = [c for c in (costs.cost(space.sample(rng)) for _ in range(samples))
+                           if budgets.fits(c)]
+                macs = float(np.mean([c.macs for c in fitting])) if fitting else -1.0
+                if macs > best_macs:
+                    best, best_macs = space, macs
+        if best_macs < 0:
+            raise BudgetError(f"tinynas baseline: no sampled subnet fits {budgets.describe()}")
+        return best
+    raise ValueError(f"unknown baseline {method!r}; choose one of {', '.join(METHODS)}")
+
+
+def run_baseline(method: str, base: SearchSpace, data, budgets: Budgets, workdir: str,
+                 training_steps: int, evaluations: int,
+                 settings: SearchSettings = SearchSettings(), seed: int = 0,
+                 progress=None) -> BaselineResult:
+    """One baseline at the given search cost (the search's SpaceEvolution.cost plus its
+    evolutionary search's evaluations)."""
+    say = progress or (lambda text: None)
+    costs, train, val = prepare(base, data, budgets, workdir, settings, seed, say)
+    space = choose_space(method, base, budgets, costs, settings.spaces.samples, seed)
+    net = _trained(base, space, train, training_steps, seed,
+                   os.path.join(workdir, f"{method}_supernet.npz"), settings, say, method)
+    if method == "random":
+        evo_settings = dataclasses.replace(settings.evolution, population=evaluations,
+                                           generations=1)  # one random generation
+    else:
+        evo_settings = dataclasses.replace(settings.evolution, max_evaluations=evaluations,
+                                           generations=10 * settings.evolution.generations)
+    evo, d, acc = finish(net, space, train, val, data, budgets, costs, workdir, settings,
+                         seed, say, method, evo_settings)
+    desc = "the whole base space" if method == "random" else _describe(base, space)
+    return BaselineResult(method, desc, evo, d, acc, training_steps, evo.evaluations)
+
+
+def _describe(base: SearchSpace, space: SearchSpace) -> str:
+    grid = token_grid(base)
+    return describe(base, Point(base.rank_ratio.index(space.rank_ratio[0]),
+                                grid.index(space.token_choices[0])))
