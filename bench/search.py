@@ -74,18 +74,18 @@ def _row(method, budgets, seed, config, acc, deployment, cost, extra) -> dict:
             "config": json.loads(config.to_json()), **cost, **extra}
 
 
-def run_one(base, data, budgets, seed, s: SearchSettings, say) -> list[dict]:
+def run_one(base, data, budgets, seed, s: SearchSettings, say, jobs=None) -> list[dict]:
     work = WORK / f"sram{budgets.sram}_seed{seed}"
     done = work / "rows.json"
     if done.exists():
         return json.loads(done.read_text())
-    ours = run_search(base, data, budgets, str(work / "mcuformer"), s, seed, say)
+    ours = run_search(base, data, budgets, str(work / "mcuformer"), s, seed, say, jobs)
     steps, evaluations = ours.search_cost["training_steps"], ours.search_cost["evaluations"]
     rows = [_row("mcuformer", budgets, seed, ours.config, ours.accuracy, ours.deployment,
                  ours.search_cost, {"space": ours.space_point["description"]})]
     for method in METHODS:
         r = run_baseline(method, base, data, budgets, str(work / method), steps, evaluations,
-                         s, seed, say)
+                         s, seed, say, jobs)
         rows.append(_row(method, budgets, seed, r.evolution.best.config, r.accuracy,
                          r.deployment, {"training_steps": r.training_steps,
                                         "evaluations": r.evaluations}, {"space": r.space}))
@@ -173,6 +173,8 @@ def main(argv=None) -> int:
     scale.add_argument("--full", action="store_true", help="MCUFormer's scale (days)")
     scale.add_argument("--smoke", action="store_true",
                        help="tiny settings, printed only: checks the script runs")
+    p.add_argument("--ray-address", help="run the jobs on this Ray cluster")
+    p.add_argument("--no-ray", action="store_true", help="run every job in this process")
     a = p.parse_args(argv)
     origin = stamp("search.py", argv)
     name = "full" if a.full else "smoke" if a.smoke else "committed"
@@ -188,12 +190,14 @@ def main(argv=None) -> int:
     def say(text):
         print(text, file=sys.stderr, flush=True)
 
+    from tflm_vit.search.parallel import executor
+    jobs = executor(a.ray_address, use_ray=not a.no_ray)
     runs = []
     for sram in SRAM_BUDGETS:
         budgets = Budgets(sram=sram, flash=FLASH_BUDGET, target="wheel")
         for seed in range(a.seeds):
             say(f"== budget {sram:,} B, seed {seed}")
-            runs += run_one(base, data, budgets, seed, s, say)
+            runs += run_one(base, data, budgets, seed, s, say, jobs)
     summ = summary(runs)
     doc = {**origin, "scale": name, "seeds": a.seeds, "settings": s.to_dict(),
            "runs": runs, "summary": summ, "problems": problems(runs, summ)}

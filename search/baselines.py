@@ -105,11 +105,11 @@ def choose_space(method: str, base: SearchSpace, budgets: Budgets, costs: CostMo
 def run_baseline(method: str, base: SearchSpace, data, budgets: Budgets, workdir: str,
                  training_steps: int, evaluations: int,
                  settings: SearchSettings = SearchSettings(), seed: int = 0,
-                 progress=None) -> BaselineResult:
+                 progress=None, executor=None) -> BaselineResult:
     """One baseline at the given search cost (the search's SpaceEvolution.cost plus its
     evolutionary search's evaluations)."""
     say = progress or (lambda text: None)
-    costs, train, val = prepare(base, data, budgets, workdir, settings, seed, say)
+    costs, train, val = prepare(base, data, budgets, workdir, settings, seed, say, executor)
     space = choose_space(method, base, budgets, costs, settings.spaces.samples, seed)
     net = _trained(base, space, train, training_steps, seed,
                    os.path.join(workdir, f"{method}_supernet.npz"), settings, say, method)

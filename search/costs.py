@@ -32,11 +32,37 @@ def config_key(config: SubnetConfig, space: SearchSpace) -> str:
                       sort_keys=True)
 
 
+_SHAPE_NETS: dict[str, object] = {}  # per process (a Ray worker builds its own once)
+
+
+def shape_net(space: SearchSpace):
+    """The shape-only supernet of `space`: seeded noise in every variable, so no two
+    constants are alike and none is a no-op (the same on every process)."""
+    key = space.to_json()
+    if key not in _SHAPE_NETS:
+        from tflm_vit.supernet import ViTSupernet
+        net = ViTSupernet(space)
+        rng = np.random.default_rng(0)
+        for v in net.variables:
+            noise = rng.normal(0.0, 0.05, v.shape).astype(np.float32)
+            v.assign(noise + (1.0 if v.path.endswith("gamma") else 0.0))
+        _SHAPE_NETS[key] = net
+    return _SHAPE_NETS[key]
+
+
+def measure_job(space_json: str, config_json: str, target: str, cpu: str) -> dict:
+    """One architecture's cost, as a job a worker runs (plain arguments and result)."""
+    space = SearchSpace.from_dict(json.loads(space_json))
+    return measure(shape_net(space), SubnetConfig.from_json(config_json), target,
+                   cpu).to_dict()
+
+
 class CostModel:
     def __init__(self, space: SearchSpace, target: str = "cortex-m", cpu: str = "cortex-m7",
-                 cache_path: str | None = None):
+                 cache_path: str | None = None, executor=None):
+        from tflm_vit.search.parallel import Local
         self.space, self.target, self.cpu, self.cache_path = space, target, cpu, cache_path
-        self._net = None
+        self.executor = executor or Local()
         self._cache: dict[str, Cost] = {}
         self.measured = 0  # architectures exported by this instance (cache misses)
         if cache_path and os.path.exists(cache_path):
@@ -47,29 +73,30 @@ class CostModel:
                         self._cache[row["key"]] = Cost(**row["cost"])
 
     @classmethod
-    def for_budgets(cls, space: SearchSpace, budgets: Budgets, cache_path=None):
-        return cls(space, budgets.target, budgets.cpu, cache_path)
-
-    def _shape_net(self):
-        if self._net is None:
-            from tflm_vit.supernet import ViTSupernet
-            self._net = ViTSupernet(self.space)
-            rng = np.random.default_rng(0)
-            for v in self._net.variables:  # no two constants alike, none a no-op
-                noise = rng.normal(0.0, 0.05, v.shape).astype(np.float32)
-                v.assign(noise + (1.0 if v.path.endswith("gamma") else 0.0))
-        return self._net
+    def for_budgets(cls, space: SearchSpace, budgets: Budgets, cache_path=None,
+                    executor=None):
+        return cls(space, budgets.target, budgets.cpu, cache_path, executor)
 
     def cost(self, config: SubnetConfig) -> Cost:
-        key = config_key(config, self.space)
-        if key not in self._cache:
-            self._cache[key] = measure(self._shape_net(), config, self.target, self.cpu)
-            self.measured += 1
-            if self.cache_path:
-                with open(self.cache_path, "a") as f:
-                    f.write(json.dumps({"key": key, "target": self.target, "cpu": self.cpu,
-                                        "cost": self._cache[key].to_dict()}) + "\n")
-        return self._cache[key]
+        return self.costs([config])[0]
+
+    def costs(self, configs: list[SubnetConfig]) -> list[Cost]:
+        """Costs of a batch; the architectures not yet measured are measured on the
+        executor (in parallel on Ray), each once."""
+        keys = [config_key(c, self.space) for c in configs]
+        todo = list(dict.fromkeys(k for k in keys if k not in self._cache))
+        if todo:
+            first = {k: c for k, c in zip(keys, configs)}
+            jobs = [(self.space.to_json(), first[k].to_json(), self.target, self.cpu)
+                    for k in todo]
+            for k, cost in zip(todo, self.executor.map(measure_job, jobs)):
+                self._cache[k] = Cost(**cost)
+                self.measured += 1
+                if self.cache_path:
+                    with open(self.cache_path, "a") as f:
+                        f.write(json.dumps({"key": k, "target": self.target, "cpu": self.cpu,
+                                            "cost": cost}) + "\n")
+        return [self._cache[k] for k in keys]
 
     def floor(self, space: SearchSpace | None = None) -> tuple[Cost, SubnetConfig]:
         """The least of each figure over the smallest subnet of `space` (default: the cost
@@ -80,7 +107,7 @@ class CostModel:
         small = space.smallest()
         configs = [SubnetConfig.from_dict({**json.loads(small.to_json()), "rank_ratio": r})
                    for r in space.rank_ratio]
-        costs = [self.cost(c) for c in configs]
+        costs = self.costs(configs)
         best = min(range(len(costs)), key=lambda i: costs[i].sram)
         return Cost(*(min(getattr(c, f) for c in costs)
                       for f in ("sram", "flash", "latency", "macs"))), configs[best]

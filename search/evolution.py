@@ -95,6 +95,7 @@ class _SubnetProblem(Problem):
                          vtype=object)
 
     def _evaluate(self, X, out, *args, **kwargs):
+        self.evaluator.costs.costs([x[0] for x in X])  # the batch at once (in parallel)
         f, g = [], []
         for (config,) in X:
             c = self.evaluator(config)
@@ -112,14 +113,15 @@ class _Sampling(Sampling):
         self.space, self.evaluator, self.tries = space, evaluator, tries
 
     def _do(self, problem, n_samples, *args, random_state=None, **kwargs):
-        out = []
-        for _ in range(n_samples):
-            for _ in range(self.tries):
-                c = self.space.sample(random_state)
-                if self.evaluator.budgets.fits(self.evaluator.costs.cost(c)):
-                    break
-            out.append([c])
-        return np.array(out, dtype=object)
+        out, batch = [], []
+        for _ in range(self.tries):
+            if len(out) == n_samples:
+                break
+            batch = [self.space.sample(random_state) for _ in range(n_samples - len(out))]
+            costs = self.evaluator.costs.costs(batch)  # costed together (in parallel)
+            out += [c for c, k in zip(batch, costs) if self.evaluator.budgets.fits(k)]
+        out += batch[:n_samples - len(out)]  # the rest break a budget: never run on data
+        return np.array([[c] for c in out], dtype=object)
 
 
 class _Mutation(Mutation):

@@ -106,13 +106,14 @@ def validation_set(data: Dataset, settings: SearchSettings, seed: int):
 
 
 def prepare(base: SearchSpace, data: Dataset, budgets: Budgets, workdir: str,
-            settings: SearchSettings, seed: int, say):
+            settings: SearchSettings, seed: int, say, executor=None):
     """What every method starts from: determinism, the cost model (checked against the
     budgets before any training) and the train / validation split."""
     import tensorflow as tf
     tf.config.experimental.enable_op_determinism()  # a resumed search ends the same
     os.makedirs(workdir, exist_ok=True)
-    costs = CostModel.for_budgets(base, budgets, os.path.join(workdir, "costs.jsonl"))
+    costs = CostModel.for_budgets(base, budgets, os.path.join(workdir, "costs.jsonl"),
+                                  executor)
     say("costing the smallest subnet")
     costs.check_reachable(budgets)  # an impossible budget fails before any training
     train, val = validation_set(data, settings, seed)
@@ -156,11 +157,13 @@ def finish(net, space: SearchSpace, train, val, data, budgets: Budgets, costs: C
 
 def run_search(base: SearchSpace, data: Dataset, budgets: Budgets, workdir: str,
                settings: SearchSettings = SearchSettings(), seed: int = 0,
-               progress=None) -> SearchResult:
+               progress=None, executor=None) -> SearchResult:
+    """The search. `executor` (search/parallel.py: Local, the default, or OnRay) runs the
+    independent jobs: costing architectures, training a round's candidate spaces."""
     say = progress or (lambda text: None)
-    costs, train, val = prepare(base, data, budgets, workdir, settings, seed, say)
+    costs, train, val = prepare(base, data, budgets, workdir, settings, seed, say, executor)
     spaces = SpaceEvolution(base, train, val, budgets, costs, os.path.join(workdir, "spaces"),
-                            settings.spaces, seed, say)
+                            settings.spaces, seed, say, executor)
     chosen = spaces.run()
     space = candidate_space(base, chosen.point)
     say(f"space chosen: {describe(base, chosen.point)}")

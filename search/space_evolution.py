@@ -32,6 +32,7 @@ import os
 import numpy as np
 
 from tflm_vit.search.budgets import Budgets
+from tflm_vit.config import SubnetConfig
 from tflm_vit.search.costs import CostModel
 from tflm_vit.space import SearchSpace
 
@@ -132,12 +133,41 @@ def new_supernet(base: SearchSpace, seed: int):
     return ViTSupernet(base)
 
 
+def train_point_job(base_json: str, point: dict, round_index: int, seed: int, settings: dict,
+                    load_from: str | None, save_to: str, data, val) -> dict:
+    """One candidate space's round, as a job a worker runs: train its supernet from
+    `load_from` (None: fresh), save it to `save_to`, and evaluate its largest and its
+    sampled subnets on the validation split. The driver turns the result into a score."""
+    import tensorflow as tf
+
+    from tflm_vit.train import TrainConfig, evaluate_float, train_supernet
+    tf.config.experimental.enable_op_determinism()  # the same on any worker
+    base, p = SearchSpace.from_dict(json.loads(base_json)), Point(**point)
+    s = EvolutionOfSpaceSettings(**settings)
+    space = candidate_space(base, p)
+    net = new_supernet(base, seed)
+    if load_from is not None:
+        load_weights(net, load_from)
+    cfg = TrainConfig(steps=s.steps_per_round, batch_size=s.batch_size,
+                      seed=seed * 1000 + round_index)
+    train_supernet(space, data, cfg, supernet=net, progress=False)
+    save_weights(net, save_to)
+    rng = np.random.default_rng([seed, round_index, p.rank, p.tokens])
+    sampled = [space.sample(rng) for _ in range(s.samples)]
+    x, y = val.x_test, val.y_test
+    return {"largest": evaluate_float(net, space.largest(), x, y),
+            "sampled": [c.to_json() for c in sampled],
+            "accs": [evaluate_float(net, c, x, y) for c in sampled]}
+
+
 class SpaceEvolution:
     """The loop, with its state in `workdir` (log.json and one weights file per point)."""
 
     def __init__(self, base: SearchSpace, data, val, budgets: Budgets, costs: CostModel,
                  workdir: str, settings: EvolutionOfSpaceSettings = EvolutionOfSpaceSettings(),
-                 seed: int = 0, progress=None):
+                 seed: int = 0, progress=None, executor=None):
+        from tflm_vit.search.parallel import Local
+        self.executor = executor or Local()
         self.base, self.data, self.val, self.budgets = base, data, val, budgets
         self.costs, self.workdir, self.s, self.seed = costs, workdir, settings, seed
         self.progress = progress or (lambda text: None)
@@ -166,35 +196,25 @@ class SpaceEvolution:
             json.dump(self.log, f, indent=1)
         os.replace(tmp, self.log_path)  # a crash never leaves half a log
 
-    def weights_path(self, p: Point) -> str:
-        return os.path.join(self.workdir, f"supernet_r{p.rank}_t{p.tokens}.npz")
+    def weights_path(self, p: Point, round_index: int) -> str:
+        """Each round writes its own weights file, so the jobs of one round (in parallel
+        or not) read only what earlier rounds wrote."""
+        return os.path.join(self.workdir, f"supernet_r{p.rank}_t{p.tokens}_round{round_index}.npz")
 
-    def load_net(self, p: Point, fallback: Point | None = None):
+    def latest_weights(self, p: Point, before_round: int) -> str | None:
+        for i in reversed(range(before_round)):
+            if os.path.exists(self.weights_path(p, i)):
+                return self.weights_path(p, i)
+        return None
+
+    def load_net(self, p: Point):
+        """The supernet of point p as its last round left it."""
         net = new_supernet(self.base, self.seed)
-        for q in (p, fallback):
-            if q is not None and os.path.exists(self.weights_path(q)):
-                load_weights(net, self.weights_path(q))
-                break
+        path = self.latest_weights(p, len(self.log["rounds"]))
+        if path is None:
+            raise FileNotFoundError(f"{self.workdir}: no weights for {describe(self.base, p)}")
+        load_weights(net, path)
         return net
-
-    # One point -----------------------------------------------------------------------
-    def train_and_score(self, p: Point, round_index: int, seed_from: Point | None) -> PointScore:
-        from tflm_vit.train import TrainConfig, evaluate_float, train_supernet
-        space = candidate_space(self.base, p)
-        net = self.load_net(p, seed_from)
-        cfg = TrainConfig(steps=self.s.steps_per_round, batch_size=self.s.batch_size,
-                          seed=self.seed * 1000 + round_index)
-        train_supernet(space, self.data, cfg, supernet=net, progress=False)
-        save_weights(net, self.weights_path(p))
-        rng = np.random.default_rng([self.seed, round_index, p.rank, p.tokens])
-        sampled = [space.sample(rng) for _ in range(self.s.samples)]
-        x, y = self.val.x_test, self.val.y_test
-        largest = evaluate_float(net, space.largest(), x, y)
-        accs = [evaluate_float(net, c, x, y) for c in sampled]
-        fit = float(np.mean([self.budgets.fits(self.costs.cost(c)) for c in sampled]))
-        term = (largest + float(np.mean(accs))) / 2
-        return PointScore(p, term, largest, float(np.mean(accs)), fit,
-                          term + self.s.fit_weight * fit)
 
     # The loop ------------------------------------------------------------------------
     def initial_points(self) -> list[Point]:
@@ -212,14 +232,10 @@ class SpaceEvolution:
                   else self.initial_points())
         while len(self.log["rounds"]) < self.s.rounds and not self._converged():
             i = len(self.log["rounds"])
-            round_scores = []
-            for p in points:
-                seed_from = None if p in scores else self._nearest(p, scores)
-                self.progress(f"space round {i + 1}/{self.s.rounds}: training "
-                              f"{describe(self.base, p)}")
-                sc = self.train_and_score(p, i, seed_from)
-                scores[p] = sc
-                round_scores.append(sc)
+            self.progress(f"space round {i + 1}/{self.s.rounds}: training "
+                          + "; ".join(describe(self.base, p) for p in points))
+            round_scores = self._train_round(points, i, scores)
+            scores.update({sc.point: sc for sc in round_scores})
             moved = [step(p, scores, self.s, self.grid_shape) for p in points]
             nxt = list(dict.fromkeys(moved))  # points that land together merge
             self.log["rounds"].append({"round": i + 1,
@@ -239,6 +255,29 @@ class SpaceEvolution:
         scored = sum(len(r["scores"]) for r in self.log["rounds"])
         return {"training_steps": scored * self.s.steps_per_round,
                 "evaluations": scored * (1 + self.s.samples)}
+
+    def _train_round(self, points: list[Point], i: int, scores: dict) -> list[PointScore]:
+        """Trains and scores the round's points as independent jobs on the executor; a
+        new point starts from the nearest evaluated point's weights."""
+        data, val = self.executor.share(self.data), self.executor.share(self.val)
+        jobs = []
+        for p in points:
+            start = self.latest_weights(p, i)
+            if start is None and scores:
+                start = self.latest_weights(self._nearest(p, scores), i)
+            jobs.append((self.base.to_json(), dataclasses.asdict(p), i, self.seed,
+                         dataclasses.asdict(self.s), start, self.weights_path(p, i), data, val))
+        results = self.executor.map(train_point_job, jobs, gpu=True)
+        sampled = [[SubnetConfig.from_json(c) for c in r["sampled"]] for r in results]
+        costs = self.costs.costs([c for cs in sampled for c in cs])  # one parallel batch
+        out = []
+        for p, r, cs in zip(points, results, sampled):
+            fit = float(np.mean([self.budgets.fits(costs.pop(0)) for _ in cs]))
+            mean = float(np.mean(r["accs"]))
+            term = (r["largest"] + mean) / 2
+            out.append(PointScore(p, term, r["largest"], mean, fit,
+                                  term + self.s.fit_weight * fit))
+        return out
 
     def _converged(self) -> bool:
         return bool(self.log["rounds"]) and all(m["from"] == m["to"]

@@ -341,7 +341,14 @@ def _search(args, budgets, settings) -> int:
     def say(text):
         console.log(f"[{time.time() - t0:6.0f} s] {text}")
 
-    result = run_search(space, data, budgets, args.out, settings, args.seed, say)
+    from tflm_vit.search.parallel import executor
+    if args.no_ray and args.ray_address:
+        raise TflmVitError("--no-ray and --ray-address contradict each other")
+    if args.workers is not None and args.workers <= 0:
+        raise TflmVitError(f"--workers must be positive, got {args.workers}")
+    jobs = executor(args.ray_address, args.workers, use_ray=not args.no_ray)
+    say(f"jobs run {'in this process' if args.no_ray else f'on Ray ({jobs.workers} CPUs)'}")
+    result = run_search(space, data, budgets, args.out, settings, args.seed, say, jobs)
     with open(os.path.join(args.out, "spaces", "log.json")) as f:
         log = json.load(f)
     paths = search_report.write(result, args.out, log)
@@ -404,6 +411,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--finetune-steps", type=int, help="steps fine-tuning the winner")
     s.add_argument("--out", default="runs/search", help="work and output folder (an "
                    "interrupted search run again with the same arguments resumes)")
+    s.add_argument("--ray-address", help="join this Ray cluster ('auto', or "
+                   "ray://HEAD:10001) instead of starting a local Ray")
+    s.add_argument("--workers", type=int, help="CPUs of the local Ray (default: all)")
+    s.add_argument("--no-ray", action="store_true", help="run every job in this process")
     s.set_defaults(fn=_cmd_search)
 
     t = sub.add_parser("train", help="train (or resume) a supernet")

@@ -1,0 +1,61 @@
+"""Where a search's independent jobs run: in this process, or on Ray (a local Ray, or a
+cluster joined with its address).
+
+The jobs are module-level functions of plain arguments (dicts, JSON, NumPy arrays), so
+Ray ships them by reference to any worker with tflm-vit installed. Two kinds run here:
+costing a batch of architectures (export -> convert -> plan, seconds each) and training
+and scoring the candidate spaces of a space-evolution round (minutes each). Results come
+back to the driver, which alone writes the work folder, so workers need no shared disk
+except for supernet weights (the work folder must be on storage every node sees when
+the cluster has more than one machine).
+"""
+
+from __future__ import annotations
+
+import os
+
+
+class Local:
+    """Runs every job in this process, in order."""
+    workers = 1
+
+    def map(self, fn, argument_lists: list[tuple], gpu: bool = False) -> list:
+        return [fn(*args) for args in argument_lists]
+
+    def share(self, value):
+        """A handle to pass as a job argument for a large value every job reads."""
+        return value
+
+
+class OnRay:
+    """Runs jobs as Ray tasks: `address` None starts a local Ray with `workers` CPUs
+    (default: all), "auto" or "ray://host:10001" joins a running cluster."""
+
+    def __init__(self, address: str | None = None, workers: int | None = None):
+        import ray
+        if not ray.is_initialized():
+            kw = {"num_cpus": workers or os.cpu_count()} if address is None else {}
+            ray.init(address=address, include_dashboard=False, log_to_driver=False,
+                     configure_logging=False, **kw)
+        self._ray = ray
+        self._remote = {}
+        resources = ray.cluster_resources()
+        self.workers = int(resources.get("CPU", 1))
+        self.gpus = int(resources.get("GPU", 0))
+
+    def map(self, fn, argument_lists: list[tuple], gpu: bool = False) -> list:
+        """gpu: a training job; on a cluster with GPUs each gets one of its own (Ray sets
+        CUDA_VISIBLE_DEVICES), so jobs on one machine do not share a GPU."""
+        key = (fn, gpu and self.gpus > 0)
+        if key not in self._remote:
+            options = {"num_cpus": 1, "num_gpus": 1 if key[1] else 0}
+            self._remote[key] = self._ray.remote(**options)(fn)
+        return self._ray.get([self._remote[key].remote(*args) for args in argument_lists])
+
+    def share(self, value):
+        """Puts the value in Ray's object store once; tasks receive it resolved."""
+        return self._ray.put(value)
+
+
+def executor(ray_address: str | None = None, workers: int | None = None, use_ray=True):
+    return OnRay(ray_address, workers) if use_ray else Local()
