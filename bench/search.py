@@ -9,7 +9,9 @@ top-1 measured in TFLM.
 
 Writes bench/results/search.json ({"commit", "command", "settings", "runs": [{"method",
 "sram_budget", "flash_budget", "top1", "measured_arena", "flash", "seed", "config", ...}],
-"summary", "problems"}), search.md and search.png, and exits non-zero when a claim is
+"summary", "problems"}; a baseline whose space has no subnet within the budget has a row
+with top1 null and "infeasible" saying why), search.md and search.png, and exits non-zero
+when a claim is
 false: a chosen model's measured arena above its budget, or the search's mean test top-1
 below a baseline's at a budget.
 
@@ -32,6 +34,7 @@ RESULTS = REPO / "bench" / "results"
 sys.path.insert(0, str(REPO / "bench"))
 from provenance import publish, stamp  # noqa: E402
 
+from tflm_vit.errors import BudgetError  # noqa: E402
 from tflm_vit.search.baselines import METHODS, run_baseline  # noqa: E402
 from tflm_vit.search.budgets import Budgets  # noqa: E402
 from tflm_vit.search.evolution import EvolutionSettings  # noqa: E402
@@ -84,8 +87,15 @@ def run_one(base, data, budgets, seed, s: SearchSettings, say, jobs=None) -> lis
     rows = [_row("mcuformer", budgets, seed, ours.config, ours.accuracy, ours.deployment,
                  ours.search_cost, {"space": ours.space_point["description"]})]
     for method in METHODS:
-        r = run_baseline(method, base, data, budgets, str(work / method), steps, evaluations,
-                         s, seed, say, jobs)
+        try:
+            r = run_baseline(method, base, data, budgets, str(work / method), steps,
+                             evaluations, s, seed, say, jobs)
+        except BudgetError as e:  # e.g. the largest space at a tight budget: no model
+            rows.append({"method": method, "sram_budget": budgets.sram,
+                         "flash_budget": budgets.flash, "top1": None, "measured_arena": None,
+                         "flash": None, "seed": seed, "config": None,
+                         "infeasible": str(e)})
+            continue
         rows.append(_row(method, budgets, seed, r.evolution.best.config, r.accuracy,
                          r.deployment, {"training_steps": r.training_steps,
                                         "evaluations": r.evaluations}, {"space": r.space}))
@@ -98,21 +108,28 @@ def summary(runs: list[dict]) -> list[dict]:
     out = []
     for b in sorted({r["sram_budget"] for r in runs}):
         for m in ["mcuformer", *METHODS]:
-            top = [r["top1"] for r in runs if r["sram_budget"] == b and r["method"] == m]
-            if top:
+            rows = [r for r in runs if r["sram_budget"] == b and r["method"] == m]
+            top = [r["top1"] for r in rows if r["top1"] is not None]
+            if rows:  # a method with no model that fits at a budget has no mean
                 out.append({"sram_budget": b, "method": m, "seeds": len(top),
-                            "mean_top1": float(np.mean(top)), "std_top1": float(np.std(top))})
+                            "infeasible_seeds": len(rows) - len(top),
+                            "mean_top1": float(np.mean(top)) if top else None,
+                            "std_top1": float(np.std(top)) if top else None})
     return out
 
 
 def problems(runs: list[dict], summ: list[dict]) -> list[str]:
     out = [f"{r['method']} seed {r['seed']} at {r['sram_budget']:,} B: measured arena "
            f"{r['measured_arena']:,} B is over the budget"
-           for r in runs if r["measured_arena"] > r["sram_budget"]]
+           for r in runs if r["measured_arena"] is not None
+           and r["measured_arena"] > r["sram_budget"]]
+    out += [f"the search found no model at {r['sram_budget']:,} B, seed {r['seed']}"
+            for r in runs if r["method"] == "mcuformer" and r["top1"] is None]
     for b in sorted({s["sram_budget"] for s in summ}):
         ours = next(s for s in summ if s["sram_budget"] == b and s["method"] == "mcuformer")
         for s in summ:
-            if s["sram_budget"] == b and s["mean_top1"] > ours["mean_top1"]:
+            if (s["sram_budget"] == b and s["mean_top1"] is not None
+                    and ours["mean_top1"] is not None and s["mean_top1"] > ours["mean_top1"]):
                 out.append(f"at {b:,} B the search's mean test top-1 {ours['mean_top1']:.4f} "
                            f"is below {s['method']}'s {s['mean_top1']:.4f}")
     return out
@@ -125,12 +142,20 @@ def write_table(doc: dict, path: pathlib.Path) -> None:
              "| SRAM budget | method | seeds | mean test top-1 (int8, TFLM) | std |",
              "|---|---|---|---|---|"]
     for s in doc["summary"]:
+        if s["mean_top1"] is None:
+            lines.append(f"| {s['sram_budget']:,} | {s['method']} | 0 | no subnet of its "
+                         "space fits | |")
+            continue
         lines.append(f"| {s['sram_budget']:,} | {s['method']} | {s['seeds']} | "
                      f"{s['mean_top1']:.4f} | {s['std_top1']:.4f} |")
     lines += ["", "| SRAM budget | seed | method | top-1 | measured arena | flash | subnet |",
               "|---|---|---|---|---|---|---|"]
+    from tflm_vit.config import SubnetConfig
     for r in doc["runs"]:
-        from tflm_vit.config import SubnetConfig
+        if r["top1"] is None:
+            lines.append(f"| {r['sram_budget']:,} | {r['seed']} | {r['method']} | – | – | – | "
+                         f"{r['infeasible']} |")
+            continue
         short = SubnetConfig.from_dict(r["config"]).short()
         lines.append(f"| {r['sram_budget']:,} | {r['seed']} | {r['method']} | "
                      f"{r['top1']:.4f} | {r['measured_arena']:,} | {r['flash']:,} | {short} |")
@@ -149,14 +174,14 @@ def plot(doc: dict, path: pathlib.Path) -> None:
     fig, ax = plt.subplots(figsize=(7, 4))
     width = 0.8 / len(methods)
     for i, m in enumerate(methods):
-        rows = [next((s for s in doc["summary"] if s["sram_budget"] == b and s["method"] == m),
-                     None) for b in budgets]
+        rows = [next((s for s in doc["summary"] if s["sram_budget"] == b and s["method"] == m
+                      and s["mean_top1"] is not None), None) for b in budgets]
         xs = [j + i * width for j, r in enumerate(rows) if r]
         ax.bar(xs, [r["mean_top1"] for r in rows if r], width,
                yerr=[r["std_top1"] for r in rows if r], label=m)
     ax.set_xticks([j + 0.4 - width / 2 for j in range(len(budgets))],
                   [f"{b // 1024} KB" for b in budgets])
-    lo = min(s["mean_top1"] for s in doc["summary"])
+    lo = min(s["mean_top1"] for s in doc["summary"] if s["mean_top1"] is not None)
     ax.set_ylim(max(0.0, lo - 0.05), 1.0)
     ax.set_ylabel("test top-1, int8 in TFLM")
     ax.set_xlabel("arena budget")
@@ -191,13 +216,13 @@ def main(argv=None) -> int:
         print(text, file=sys.stderr, flush=True)
 
     from tflm_vit.search.parallel import executor
-    jobs = executor(a.ray_address, use_ray=not a.no_ray)
     runs = []
-    for sram in SRAM_BUDGETS:
-        budgets = Budgets(sram=sram, flash=FLASH_BUDGET, target="wheel")
-        for seed in range(a.seeds):
-            say(f"== budget {sram:,} B, seed {seed}")
-            runs += run_one(base, data, budgets, seed, s, say, jobs)
+    with executor(a.ray_address, use_ray=not a.no_ray) as jobs:
+        for sram in SRAM_BUDGETS:
+            budgets = Budgets(sram=sram, flash=FLASH_BUDGET, target="wheel")
+            for seed in range(a.seeds):
+                say(f"== budget {sram:,} B, seed {seed}")
+                runs += run_one(base, data, budgets, seed, s, say, jobs)
     summ = summary(runs)
     doc = {**origin, "scale": name, "seeds": a.seeds, "settings": s.to_dict(),
            "runs": runs, "summary": summ, "problems": problems(runs, summ)}

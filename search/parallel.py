@@ -19,6 +19,12 @@ class Local:
     """Runs every job in this process, in order."""
     workers = 1
 
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
     def map(self, fn, argument_lists: list[tuple], gpu: bool = False) -> list:
         return [fn(*args) for args in argument_lists]
 
@@ -33,7 +39,8 @@ class OnRay:
 
     def __init__(self, address: str | None = None, workers: int | None = None):
         import ray
-        if not ray.is_initialized():
+        self.started = not ray.is_initialized()
+        if self.started:
             kw = {"num_cpus": workers or os.cpu_count()} if address is None else {}
             ray.init(address=address, include_dashboard=False, log_to_driver=False,
                      configure_logging=False, **kw)
@@ -42,6 +49,15 @@ class OnRay:
         resources = ray.cluster_resources()
         self.workers = int(resources.get("CPU", 1))
         self.gpus = int(resources.get("GPU", 0))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        """Stops the local Ray this object started (its workers hold a TensorFlow each)."""
+        if self.started:
+            self._ray.shutdown()
+        return False
 
     def map(self, fn, argument_lists: list[tuple], gpu: bool = False) -> list:
         """gpu: a training job; on a cluster with GPUs each gets one of its own (Ray sets

@@ -101,9 +101,10 @@ class _AnalyticCosts(CostModel):
     def __init__(self):
         super().__init__(DEFAULT_SPACE)
 
-    def cost(self, c: SubnetConfig) -> Cost:
-        sram = c.num_tokens * c.embed_dim * 4 + sum(int(m * c.embed_dim) for m in c.mlp_ratio)
-        return Cost(sram, 1000 * c.depth * c.embed_dim, 1, 1)
+    def costs(self, configs):
+        return [Cost(c.num_tokens * c.embed_dim * 4 + sum(int(m * c.embed_dim)
+                                                           for m in c.mlp_ratio),
+                     1000 * c.depth * c.embed_dim, 1, 1) for c in configs]
 
 
 def _accuracy_fn(calls):
@@ -175,13 +176,12 @@ def test_search_end_to_end_on_ray_then_in_process_then_resumed(digits, tmp_path)
         EvolutionSettings(population=4, generations=2), finetune_steps=10, val_images=100)
     small = dataclasses.replace(digits, x_test=digits.x_test[:50], y_test=digits.y_test[:50])
     budgets = Budgets(sram=20_000, target="wheel")
-    try:
-        on_ray = OnRay(workers=2)
+    assert not ray.is_initialized()  # the CLI stops the Ray it starts
+    with OnRay(workers=2) as on_ray:
         assert on_ray.workers == 2
         r1 = run_search(DEFAULT_SPACE, small, budgets, str(tmp_path / "a"), settings, seed=1,
                         executor=on_ray)
-    finally:
-        ray.shutdown()
+    assert not ray.is_initialized()
     assert r1.deployment.arena_size <= 20_000
     assert r1.accuracy.arena_measured <= r1.deployment.arena_size
     log = json.loads((tmp_path / "a" / "spaces" / "log.json").read_text())

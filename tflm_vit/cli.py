@@ -200,13 +200,18 @@ def _output_file(path: str, flag: str = "-o") -> str:
     return path
 
 
+DEMO_TEST_IMAGES = 2000  # demo / export accuracy: the first N test images (each model
+# runs them one by one in the wheel's TFLM; Fashion-MNIST's 10,000 take minutes)
+
+
 def _export_and_check(net, config, data, out_dir, quiet=False):
     """The pipeline (pipeline.py) on one subnet, with what it measured printed: the stock
     export and its accuracy in TFLM, then the converted and planned model's."""
     from tflm_vit import pipeline, report, runtime
     t0 = time.time()
     d = pipeline.deploy(net, config, data.x_train, verify_images=data.x_test)
-    acc = pipeline.measure(d, net, data.x_test, data.y_test)
+    n = DEMO_TEST_IMAGES
+    acc = pipeline.measure(d, net, data.x_test[:n], data.y_test[:n])
     stock_path = os.path.join(out_dir, "subnet_int8.tflite")
     with open(stock_path, "wb") as f:
         f.write(d.stock)
@@ -346,9 +351,9 @@ def _search(args, budgets, settings) -> int:
         raise TflmVitError("--no-ray and --ray-address contradict each other")
     if args.workers is not None and args.workers <= 0:
         raise TflmVitError(f"--workers must be positive, got {args.workers}")
-    jobs = executor(args.ray_address, args.workers, use_ray=not args.no_ray)
-    say(f"jobs run {'in this process' if args.no_ray else f'on Ray ({jobs.workers} CPUs)'}")
-    result = run_search(space, data, budgets, args.out, settings, args.seed, say, jobs)
+    with executor(args.ray_address, args.workers, use_ray=not args.no_ray) as jobs:
+        say(f"jobs run {'in this process' if args.no_ray else f'on Ray ({jobs.workers} CPUs)'}")
+        result = run_search(space, data, budgets, args.out, settings, args.seed, say, jobs)
     with open(os.path.join(args.out, "spaces", "log.json")) as f:
         log = json.load(f)
     paths = search_report.write(result, args.out, log)
