@@ -72,6 +72,7 @@ bench: install firmware-deps data-deps
 	$(BIN)/python bench/memory.py
 	$(BIN)/python bench/firmware.py
 	$(BIN)/python bench/speed.py
+	$(BIN)/python bench/search.py
 
 clean:
 	rm -rf build $(VENV) runs

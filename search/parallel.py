@@ -41,9 +41,14 @@ class OnRay:
         import ray
         self.started = not ray.is_initialized()
         if self.started:
+            import tempfile
             kw = {"num_cpus": workers or os.cpu_count()} if address is None else {}
+            # Workers run in an empty working folder: Ray otherwise starts them in the
+            # driver's, and from a checkout's root `import tflm_vit` would find the source
+            # tree (no compiled kernels, no tflm_vit.search) instead of the installed one.
+            empty = tempfile.mkdtemp(prefix="tflm_vit_ray_")
             ray.init(address=address, include_dashboard=False, log_to_driver=False,
-                     configure_logging=False, **kw)
+                     configure_logging=False, runtime_env={"working_dir": empty}, **kw)
         self._ray = ray
         self._remote = {}
         resources = ray.cluster_resources()
