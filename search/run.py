@@ -68,8 +68,7 @@ class SearchResult:
             "test": dataclasses.asdict(self.accuracy),
             "arena_to_give": d.arena_size,
             "flash": d.flash,
-            "memory_per_op": [dataclasses.asdict(o) for o in d.planned.after.ops]
-            if hasattr(d.planned.after, "ops") else None,
+            "memory_per_op": [dataclasses.asdict(o) for o in d.planned.after.ops],
             "evaluations": self.evolution.evaluations,
             "search_cost": self.search_cost,
             "pareto": [c.to_dict() for c in self.evolution.pareto],
