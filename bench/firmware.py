@@ -33,7 +33,7 @@ from tflm_vit.export import export_tflite
 from tflm_vit.memory import plan_model, predict
 from tflm_vit.memory.targets import get_target
 from tflm_vit.space import DEFAULT_SPACE, REFERENCE_CONFIGS, REFERENCE_SPACE
-from tflm_vit.supernet import ViTSupernet
+from tflm_vit.supernet import ViTSupernet, seeded_supernet
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
@@ -75,9 +75,7 @@ def reference_net(seed: int = 0) -> ViTSupernet:
     not depend on the weights, but instruction counts do (stock QUANTIZE's rounding took
     9 % more instructions on one draw than on another), and the speed benchmark's
     regeneration test compares them."""
-    import keras
-    keras.utils.set_random_seed(seed)
-    return ViTSupernet(REFERENCE_SPACE)
+    return seeded_supernet(REFERENCE_SPACE, seed)
 
 
 def models_r0() -> list[Model]:

@@ -28,8 +28,9 @@ from tflm_vit.search.costs import CostModel
 from tflm_vit.search.evolution import EvolutionResult
 from tflm_vit.search.run import SearchSettings, finish, prepare
 from tflm_vit.search.space_evolution import (Point, candidate_space, describe, load_weights,
-                                             new_supernet, save_weights, token_grid)
+                                             save_weights, token_grid)
 from tflm_vit.space import SearchSpace
+from tflm_vit.supernet.model import seeded_supernet
 
 METHODS = ("random", "autoformer", "tinynas", "largest_space")
 
@@ -48,7 +49,7 @@ class BaselineResult:
 def _trained(base: SearchSpace, space: SearchSpace, train, steps: int, seed: int,
              path: str, settings: SearchSettings, say, tag: str):
     from tflm_vit.train import TrainConfig, train_supernet
-    net = new_supernet(base, seed)
+    net = seeded_supernet(base, seed)
     if os.path.exists(path):
         load_weights(net, path)
     else:

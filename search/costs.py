@@ -15,12 +15,13 @@ file, so a resumed or repeated search measures nothing twice.
 
 from __future__ import annotations
 
+import dataclasses
 import json
-import os
 
 import numpy as np
 
 from tflm_vit.search.budgets import Budgets, Cost, check_reachable
+from tflm_vit.search.jsonlines import JsonLines
 from tflm_vit.config import SubnetConfig
 from tflm_vit.space import SearchSpace
 
@@ -63,14 +64,8 @@ class CostModel:
         from tflm_vit.search.parallel import Local
         self.space, self.target, self.cpu, self.cache_path = space, target, cpu, cache_path
         self.executor = executor or Local()
-        self._cache: dict[str, Cost] = {}
+        self._cache = JsonLines(cache_path, f"{target} {cpu}")  # key -> Cost.to_dict()
         self.measured = 0  # architectures exported by this instance (cache misses)
-        if cache_path and os.path.exists(cache_path):
-            with open(cache_path) as f:
-                for line in f:
-                    row = json.loads(line)
-                    if (row["target"], row["cpu"]) == (target, cpu):
-                        self._cache[row["key"]] = Cost(**row["cost"])
 
     @classmethod
     def for_budgets(cls, space: SearchSpace, budgets: Budgets, cache_path=None,
@@ -90,13 +85,9 @@ class CostModel:
             jobs = [(self.space.to_json(), first[k].to_json(), self.target, self.cpu)
                     for k in todo]
             for k, cost in zip(todo, self.executor.map(measure_job, jobs)):
-                self._cache[k] = Cost(**cost)
+                self._cache.add(k, cost)
                 self.measured += 1
-                if self.cache_path:
-                    with open(self.cache_path, "a") as f:
-                        f.write(json.dumps({"key": k, "target": self.target, "cpu": self.cpu,
-                                            "cost": cost}) + "\n")
-        return [self._cache[k] for k in keys]
+        return [Cost(**self._cache[k]) for k in keys]
 
     def floor(self, space: SearchSpace | None = None) -> tuple[Cost, SubnetConfig]:
         """The least of each figure over the smallest subnet of `space` (default: the cost
@@ -105,8 +96,7 @@ class CostModel:
         reaches the least SRAM."""
         space = space or self.space
         small = space.smallest()
-        configs = [SubnetConfig.from_dict({**json.loads(small.to_json()), "rank_ratio": r})
-                   for r in space.rank_ratio]
+        configs = [dataclasses.replace(small, rank_ratio=r) for r in space.rank_ratio]
         costs = self.costs(configs)
         best = min(range(len(costs)), key=lambda i: costs[i].sram)
         return Cost(*(min(getattr(c, f) for c in costs)

@@ -70,8 +70,8 @@ class EvolutionResult:
 class Evaluator:
     """Cost then accuracy of configs, each memoised per architecture."""
 
-    def __init__(self, space: SearchSpace, budgets: Budgets, costs: CostModel, accuracy_fn):
-        self.space, self.budgets, self.costs, self.accuracy_fn = space, budgets, costs, accuracy_fn
+    def __init__(self, budgets: Budgets, costs: CostModel, accuracy_fn):
+        self.budgets, self.costs, self.accuracy_fn = budgets, costs, accuracy_fn
         self.seen: dict[str, Candidate] = {}
 
     def __call__(self, config: SubnetConfig) -> Candidate:
@@ -185,7 +185,7 @@ def evolve(space: SearchSpace, budgets: Budgets, costs: CostModel, accuracy_fn,
     """The search. accuracy_fn(config) -> validation top-1 of the subnet with the shared
     weights. progress(generation, generations, best) is called after each generation."""
     costs.check_reachable(budgets, space)
-    evaluator = Evaluator(space, budgets, costs, accuracy_fn)
+    evaluator = Evaluator(budgets, costs, accuracy_fn)
     algorithm = NSGA2(pop_size=settings.population,
                       sampling=_Sampling(space, evaluator, settings.sample_tries),
                       crossover=_Crossover(settings.crossover_prob),

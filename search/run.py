@@ -17,6 +17,7 @@ import os
 
 from tflm_vit.search.budgets import Budgets
 from tflm_vit.search.costs import CostModel
+from tflm_vit.search.jsonlines import JsonLines
 from tflm_vit.search.evolution import EvolutionResult, EvolutionSettings, evolve
 from tflm_vit.search.space_evolution import (EvolutionOfSpaceSettings, SpaceEvolution,
                                              candidate_space, describe, load_weights,
@@ -54,8 +55,12 @@ class SearchResult:
     budgets: Budgets
     deployment: object  # pipeline.Deployment
     accuracy: object  # pipeline.Accuracy on the test set
-    val_accuracy: float  # of the winner with the shared weights, before fine-tuning
     search_cost: dict  # supernet training steps and subnets evaluated, in all
+
+    @property
+    def val_accuracy(self) -> float:
+        """The winner's validation top-1 with the shared weights, before fine-tuning."""
+        return self.evolution.best.accuracy
 
     def to_dict(self) -> dict:
         d = self.deployment
@@ -80,21 +85,12 @@ class _Memo:
     """A function of a config memoised in a JSON-lines file (validation accuracies)."""
 
     def __init__(self, fn, path: str, tag: str):
-        self.fn, self.path, self.tag, self.values = fn, path, tag, {}
-        if os.path.exists(path):
-            with open(path) as f:
-                for line in f:
-                    row = json.loads(line)
-                    if row["tag"] == tag:
-                        self.values[row["key"]] = row["value"]
+        self.fn, self.values = fn, JsonLines(path, tag)
 
     def __call__(self, config: SubnetConfig):
         key = config.to_json()
         if key not in self.values:
-            self.values[key] = self.fn(config)
-            with open(self.path, "a") as f:
-                f.write(json.dumps({"tag": self.tag, "key": key, "value": self.values[key]})
-                        + "\n")
+            self.values.add(key, self.fn(config))
         return self.values[key]
 
 
@@ -173,6 +169,6 @@ def run_search(base: SearchSpace, data: Dataset, budgets: Budgets, workdir: str,
     return SearchResult(evo.best.config, {**dataclasses.asdict(chosen.point),
                                           "description": describe(base, chosen.point),
                                           "score": chosen.score},
-                        evo, budgets, d, acc, evo.best.accuracy,
+                        evo, budgets, d, acc,
                         {"training_steps": spaces.cost["training_steps"],
                          "evaluations": spaces.cost["evaluations"] + evo.evaluations})

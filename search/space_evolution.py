@@ -35,6 +35,7 @@ from tflm_vit.search.budgets import Budgets
 from tflm_vit.config import SubnetConfig
 from tflm_vit.search.costs import CostModel
 from tflm_vit.space import SearchSpace
+from tflm_vit.supernet.model import seeded_supernet
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,6 +86,10 @@ class PointScore:
     def to_dict(self) -> dict:
         return {**dataclasses.asdict(self), "point": dataclasses.asdict(self.point)}
 
+    @classmethod
+    def from_dict(cls, d: dict) -> "PointScore":
+        return cls(**{**d, "point": Point(**d["point"])})
+
 
 def fit_plane(xy: np.ndarray, z: np.ndarray) -> np.ndarray:
     """Least-squares z = a x + b y + c; returns (a, b). With too few distinct points in a
@@ -124,15 +129,6 @@ def save_weights(net, path: str) -> None:
     os.replace(tmp, path)  # an interruption never leaves half a file
 
 
-def new_supernet(base: SearchSpace, seed: int):
-    """A freshly initialised, seeded supernet of the base space."""
-    import keras
-
-    from tflm_vit.supernet import ViTSupernet
-    keras.utils.set_random_seed(seed)
-    return ViTSupernet(base)
-
-
 def train_point_job(base_json: str, point: dict, round_index: int, seed: int, settings: dict,
                     load_from: str | None, save_to: str, data, val) -> dict:
     """One candidate space's round, as a job a worker runs: train its supernet from
@@ -145,7 +141,7 @@ def train_point_job(base_json: str, point: dict, round_index: int, seed: int, se
     base, p = SearchSpace.from_dict(json.loads(base_json)), Point(**point)
     s = EvolutionOfSpaceSettings(**settings)
     space = candidate_space(base, p)
-    net = new_supernet(base, seed)
+    net = seeded_supernet(base, seed)
     if load_from is not None:
         load_weights(net, load_from)
     cfg = TrainConfig(steps=s.steps_per_round, batch_size=s.batch_size,
@@ -209,7 +205,7 @@ class SpaceEvolution:
 
     def load_net(self, p: Point):
         """The supernet of point p as its last round left it."""
-        net = new_supernet(self.base, self.seed)
+        net = seeded_supernet(self.base, self.seed)
         path = self.latest_weights(p, len(self.log["rounds"]))
         if path is None:
             raise FileNotFoundError(f"{self.workdir}: no weights for {describe(self.base, p)}")
@@ -223,12 +219,14 @@ class SpaceEvolution:
         pick = rng.choice(len(grid), min(self.s.initial_points, len(grid)), replace=False)
         return [grid[i] for i in sorted(pick)]
 
+    def scores(self) -> dict[Point, PointScore]:
+        """Every point evaluated so far, with its latest score (from the log)."""
+        return {Point(**r["point"]): PointScore.from_dict(r)
+                for rnd in self.log["rounds"] for r in rnd["scores"]}
+
     def run(self) -> PointScore:
-        scores = {Point(**r["point"]): PointScore(**{**r, "point": Point(**r["point"])})
-                  for rnd in self.log["rounds"] for r in rnd["scores"]}
-        latest = ({Point(**r["point"]): None for r in self.log["rounds"][-1]["scores"]}
-                  if self.log["rounds"] else None)
-        points = ([Point(**p) for p in self.log["rounds"][-1]["next"]] if latest is not None
+        scores = self.scores()
+        points = ([Point(**p) for p in self.log["rounds"][-1]["next"]] if self.log["rounds"]
                   else self.initial_points())
         while len(self.log["rounds"]) < self.s.rounds and not self._converged():
             i = len(self.log["rounds"])
@@ -291,9 +289,4 @@ class SpaceEvolution:
 
     def best(self) -> PointScore:
         """The highest-scoring point of the latest score of every point evaluated."""
-        latest = {}
-        for rnd in self.log["rounds"]:
-            for r in rnd["scores"]:
-                latest[(r["point"]["rank"], r["point"]["tokens"])] = r
-        r = max(latest.values(), key=lambda r: (r["score"], r["accuracy_term"]))
-        return PointScore(**{**r, "point": Point(**r["point"])})
+        return max(self.scores().values(), key=lambda sc: (sc.score, sc.accuracy_term))

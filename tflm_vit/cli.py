@@ -290,13 +290,12 @@ def _cmd_export(args) -> int:
     net = load_supernet(args.checkpoint)
     config = _parse_config(args.config)
     data = load_dataset(args.data, net.space.max_resolution, seed=args.seed)
+    from tflm_vit.errors import DataError
     if data.num_classes != net.space.num_classes:
-        from tflm_vit.errors import DataError
         raise DataError(f"the checkpoint was trained on {net.space.num_classes} classes but "
                         f"--data {args.data} has {data.num_classes}: give the data it was "
                         "trained on (its accuracy would be meaningless)")
     if data.channels != net.space.in_channels:
-        from tflm_vit.errors import DataError
         raise DataError(f"the checkpoint takes {net.space.in_channels}-channel images but "
                         f"--data {args.data} has {data.channels} channels")
     with _OutputFolder(args.out):

@@ -125,6 +125,13 @@ class ViTSupernet(keras.Model):
         return cls(SearchSpace.from_dict(config.pop("space")), **config)
 
 
+def seeded_supernet(space: SearchSpace, seed: int = 0) -> ViTSupernet:
+    """A freshly initialised supernet of `space` with the same weights on every run and
+    every process (Keras's initialisers draw from its global seed)."""
+    keras.utils.set_random_seed(seed)
+    return ViTSupernet(space)
+
+
 def trained_shaped(net: ViTSupernet, seed: int = 0) -> ViTSupernet:
     """Sets every LayerNorm beta of `net` to small non-zero values (in place) and returns
     it. For memory figures from untrained weights: a trained model's betas are non-zero,
