@@ -26,9 +26,8 @@ from tflm_vit.errors import BudgetError
 from tflm_vit.search.budgets import Budgets
 from tflm_vit.search.costs import CostModel
 from tflm_vit.search.evolution import EvolutionResult
-from tflm_vit.search.run import SearchSettings, finish, prepare
-from tflm_vit.search.space_evolution import (Point, candidate_space, describe, load_weights,
-                                             save_weights, token_grid)
+from tflm_vit.search.run import SearchSettings, finish, prepare, train_space
+from tflm_vit.search.space_evolution import Point, candidate_space, describe, token_grid
 from tflm_vit.space import SearchSpace
 from tflm_vit.supernet.model import seeded_supernet
 
@@ -44,21 +43,6 @@ class BaselineResult:
     accuracy: object
     training_steps: int
     evaluations: int
-
-
-def _trained(base: SearchSpace, space: SearchSpace, train, steps: int, seed: int,
-             path: str, settings: SearchSettings, say, tag: str):
-    from tflm_vit.train import TrainConfig, train_supernet
-    net = seeded_supernet(base, seed)
-    if os.path.exists(path):
-        load_weights(net, path)
-    else:
-        say(f"{tag}: training the supernet {steps} steps")
-        train_supernet(space, train, TrainConfig(steps=steps, seed=seed,
-                                                 batch_size=settings.spaces.batch_size),
-                       supernet=net, progress=False)
-        save_weights(net, path)
-    return net
 
 
 def _fits_somewhere(space: SearchSpace, budgets: Budgets, costs: CostModel) -> bool:
@@ -106,14 +90,17 @@ def choose_space(method: str, base: SearchSpace, budgets: Budgets, costs: CostMo
 def run_baseline(method: str, base: SearchSpace, data, budgets: Budgets, workdir: str,
                  training_steps: int, evaluations: int,
                  settings: SearchSettings = SearchSettings(), seed: int = 0,
-                 progress=None, executor=None) -> BaselineResult:
+                 progress=None, executor=None, cost_cache: str | None = None
+                 ) -> BaselineResult:
     """One baseline at the given search cost (the search's SpaceEvolution.cost plus its
     evolutionary search's evaluations)."""
     say = progress or (lambda text: None)
-    costs, train, val = prepare(base, data, budgets, workdir, settings, seed, say, executor)
+    costs, train, val = prepare(base, data, budgets, workdir, settings, seed, say, executor,
+                                cost_cache)
     space = choose_space(method, base, budgets, costs, settings.spaces.samples, seed)
-    net = _trained(base, space, train, training_steps, seed,
-                   os.path.join(workdir, f"{method}_supernet.npz"), settings, say, method)
+    net = seeded_supernet(base, seed)
+    train_space(net, space, train, training_steps, seed,
+                os.path.join(workdir, f"{method}_supernet.npz"), settings, say, method)
     if method == "random":
         evo_settings = dataclasses.replace(settings.evolution, population=evaluations,
                                            generations=1)  # one random generation

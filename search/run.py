@@ -1,5 +1,7 @@
 """The search, end to end: MCUFormer's space evolution picks the (rank, tokens) space,
-the evolutionary search picks the subnet within the budgets, the winner is fine-tuned,
+the chosen space's supernet is trained on (the paper trains the evolved space's supernet
+in full; the evolution's rounds only rank spaces), the evolutionary search picks the
+subnet within the budgets, the winner is fine-tuned,
 then deployed through the library's pipeline (export -> convert -> plan) and measured in
 TFLM on the test set, which nothing before this last step looks at.
 
@@ -31,6 +33,7 @@ from tflm_vit.space import SearchSpace
 class SearchSettings:
     spaces: EvolutionOfSpaceSettings = EvolutionOfSpaceSettings()
     evolution: EvolutionSettings = EvolutionSettings()
+    supernet_steps: int = 2000  # the chosen space's supernet, after the space evolution
     finetune_steps: int = 300
     val_fraction: float = 0.1  # of the training set, held out to pick by
     val_images: int = 2000  # validation images each subnet is scored on (at most)
@@ -43,8 +46,8 @@ class SearchSettings:
         """The README's main job: minutes on two CPU cores."""
         return cls(EvolutionOfSpaceSettings(initial_points=2, rounds=2, steps_per_round=150,
                                             samples=4),
-                   EvolutionSettings(population=8, generations=3), finetune_steps=100,
-                   val_images=500)
+                   EvolutionSettings(population=8, generations=3), supernet_steps=150,
+                   finetune_steps=100, val_images=500)
 
 
 @dataclasses.dataclass
@@ -101,14 +104,17 @@ def validation_set(data: Dataset, settings: SearchSettings, seed: int):
 
 
 def prepare(base: SearchSpace, data: Dataset, budgets: Budgets, workdir: str,
-            settings: SearchSettings, seed: int, say, executor=None):
+            settings: SearchSettings, seed: int, say, executor=None,
+            cost_cache: str | None = None):
     """What every method starts from: determinism, the cost model (checked against the
-    budgets before any training) and the train / validation split."""
+    budgets before any training; its cache `cost_cache`, default in the work folder, can
+    be shared by searches on one target: a cost depends only on the architecture) and the
+    train / validation split."""
     import tensorflow as tf
     tf.config.experimental.enable_op_determinism()  # a resumed search ends the same
     os.makedirs(workdir, exist_ok=True)
-    costs = CostModel.for_budgets(base, budgets, os.path.join(workdir, "costs.jsonl"),
-                                  executor)
+    costs = CostModel.for_budgets(base, budgets,
+                                  cost_cache or os.path.join(workdir, "costs.jsonl"), executor)
     say("costing the smallest subnet")
     costs.check_reachable(budgets)  # an impossible budget fails before any training
     train, val = validation_set(data, settings, seed)
@@ -150,13 +156,30 @@ def finish(net, space: SearchSpace, train, val, data, budgets: Budgets, costs: C
     return evo, d, acc
 
 
+def train_space(net, space: SearchSpace, train, steps: int, seed: int, path: str,
+                settings: SearchSettings, say, tag: str) -> None:
+    """Trains `net` on `space`'s subnets for `steps` steps, or loads what an earlier
+    (interrupted) run saved at `path`."""
+    from tflm_vit.train import TrainConfig, train_supernet
+    if os.path.exists(path):
+        load_weights(net, path)
+        return
+    if steps:
+        say(f"{tag}: training the supernet {steps} steps")
+        train_supernet(space, train, TrainConfig(steps=steps, seed=seed,
+                                                 batch_size=settings.spaces.batch_size),
+                       supernet=net, progress=False)
+    save_weights(net, path)
+
+
 def run_search(base: SearchSpace, data: Dataset, budgets: Budgets, workdir: str,
                settings: SearchSettings = SearchSettings(), seed: int = 0,
-               progress=None, executor=None) -> SearchResult:
+               progress=None, executor=None, cost_cache: str | None = None) -> SearchResult:
     """The search. `executor` (search/parallel.py: Local, the default, or OnRay) runs the
     independent jobs: costing architectures, training a round's candidate spaces."""
     say = progress or (lambda text: None)
-    costs, train, val = prepare(base, data, budgets, workdir, settings, seed, say, executor)
+    costs, train, val = prepare(base, data, budgets, workdir, settings, seed, say, executor,
+                                cost_cache)
     spaces = SpaceEvolution(base, train, val, budgets, costs, os.path.join(workdir, "spaces"),
                             settings.spaces, seed, say, executor)
     chosen = spaces.run()
@@ -164,11 +187,14 @@ def run_search(base: SearchSpace, data: Dataset, budgets: Budgets, workdir: str,
     say(f"space chosen: {describe(base, chosen.point)}")
     net = spaces.load_net(chosen.point)
     tag = f"r{chosen.point.rank}_t{chosen.point.tokens}"
+    train_space(net, space, train, settings.supernet_steps, seed,
+                os.path.join(workdir, f"{tag}_supernet.npz"), settings, say, tag)
     evo, d, acc = finish(net, space, train, val, data, budgets, costs, workdir, settings,
                          seed, say, tag)
     return SearchResult(evo.best.config, {**dataclasses.asdict(chosen.point),
                                           "description": describe(base, chosen.point),
                                           "score": chosen.score},
                         evo, budgets, d, acc,
-                        {"training_steps": spaces.cost["training_steps"],
+                        {"training_steps": spaces.cost["training_steps"]
+                         + settings.supernet_steps,
                          "evaluations": spaces.cost["evaluations"] + evo.evaluations})

@@ -173,7 +173,8 @@ def test_search_end_to_end_on_ray_then_in_process_then_resumed(digits, tmp_path)
     from tflm_vit.search.run import SearchSettings, run_search
     settings = SearchSettings(
         EvolutionOfSpaceSettings(initial_points=2, rounds=1, steps_per_round=20, samples=2),
-        EvolutionSettings(population=4, generations=2), finetune_steps=10, val_images=100)
+        EvolutionSettings(population=4, generations=2), supernet_steps=10, finetune_steps=10,
+        val_images=100)
     small = dataclasses.replace(digits, x_test=digits.x_test[:50], y_test=digits.y_test[:50])
     budgets = Budgets(sram=20_000, target="wheel")
     assert not ray.is_initialized()  # the CLI stops the Ray it starts
@@ -186,6 +187,8 @@ def test_search_end_to_end_on_ray_then_in_process_then_resumed(digits, tmp_path)
     assert r1.accuracy.arena_measured <= r1.deployment.arena_size
     log = json.loads((tmp_path / "a" / "spaces" / "log.json").read_text())
     assert len(log["rounds"]) == 1 and len(log["rounds"][0]["scores"]) == 2
+    # the cost the baselines get: both points' round and the chosen space's training
+    assert r1.search_cost["training_steps"] == 2 * 20 + 10
     r2 = run_search(DEFAULT_SPACE, small, budgets, str(tmp_path / "b"), settings, seed=1,
                     executor=Local())
     assert r2.config == r1.config and r2.val_accuracy == r1.val_accuracy

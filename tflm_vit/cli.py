@@ -319,10 +319,12 @@ def _cmd_search(args) -> int:
         if value is not None:
             evo = dataclasses.replace(evo, **{name: _positive(name, value)})
     settings = dataclasses.replace(base, spaces=spaces, evolution=evo)
-    if args.finetune_steps is not None:
-        if args.finetune_steps < 0:
-            raise TflmVitError(f"--finetune-steps must be >= 0, got {args.finetune_steps}")
-        settings = dataclasses.replace(settings, finetune_steps=args.finetune_steps)
+    for name, value in (("supernet_steps", args.supernet_steps),
+                        ("finetune_steps", args.finetune_steps)):
+        if value is not None:
+            if value < 0:
+                raise TflmVitError(f"--{name.replace('_', '-')} must be >= 0, got {value}")
+            settings = dataclasses.replace(settings, **{name: value})
     with _OutputFolder(args.out):
         return _search(args, budgets, settings)
 
@@ -412,6 +414,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--steps-per-round", type=int, help="supernet steps per space per round")
     s.add_argument("--population", type=int, help="evolutionary search population")
     s.add_argument("--generations", type=int, help="evolutionary search generations")
+    s.add_argument("--supernet-steps", type=int,
+                   help="steps training the chosen space's supernet before its search")
     s.add_argument("--finetune-steps", type=int, help="steps fine-tuning the winner")
     s.add_argument("--out", default="runs/search", help="work and output folder (an "
                    "interrupted search run again with the same arguments resumes)")
