@@ -197,3 +197,24 @@ def test_search_end_to_end_on_ray_then_in_process_then_resumed(digits, tmp_path)
     r3 = run_search(DEFAULT_SPACE, small, budgets, str(tmp_path / "a"), settings, seed=1)
     assert r3.config == r1.config and r3.deployment.model == r1.deployment.model
     assert r3.accuracy == r1.accuracy
+
+
+def test_cnn_baseline_takes_the_most_macs_that_fit_and_measures_in_tflm(digits, monkeypatch):
+    """MCUNet's MobileNetV2-like CNN: the member with the most MACs whose arena, recorded
+    by TFLM, fits; the trained model's arena is the shape-only member's (weights do not
+    change it); a budget no member meets is a BudgetError naming it."""
+    from tflm_vit.search import cnn_baseline as cb
+    monkeypatch.setattr(cb, "RESOLUTIONS", (16,))
+    monkeypatch.setattr(cb, "WIDTHS", (4, 8))
+    monkeypatch.setattr(cb, "EXPANSIONS", (2,))
+    cache: dict = {}
+    small, big = (cb.measure_member(cb.CnnConfig(16, w, 2), 3, 10) for w in (4, 8))
+    assert small["arena"] < big["arena"] and small["macs"] < big["macs"]
+    budget = Budgets(sram=(small["arena"] + big["arena"]) // 2, target="wheel")
+    assert cb.choose(budget, 3, 10, cache) == cb.CnnConfig(16, 4, 2)
+    assert cb.choose(Budgets(sram=big["arena"], target="wheel"), 3, 10, cache).width == 8
+    with pytest.raises(BudgetError, match="no MobileNetV2-like member fits"):
+        cb.choose(Budgets(sram=small["arena"] - 16, target="wheel"), 3, 10, cache)
+    result = cb.train_and_measure(cb.CnnConfig(16, 4, 2), digits, steps=20, seed=0)
+    assert result["measured_arena"] == small["arena"] and result["macs"] == small["macs"]
+    assert 0.0 <= result["top1"] <= 1.0
