@@ -101,9 +101,8 @@ static void weighted_sum(const tv_attention_params* p, int32_t* probs, const int
   for (; c < dh; ++c) out[c] = weighted_column(p, probs, vh + c, width);
 }
 
-tv_status tv_attention_s8(const tv_attention_params* p, const int8_t* q, const int8_t* k,
-                          const int8_t* v, int8_t* output, void* scratch, const char** what) {
-  if (tv_attention_validate(p, what) != TV_OK) return TV_ARG_ERROR;
+tv_status tv_attention_run_s8(const tv_attention_params* p, const int8_t* q, const int8_t* k,
+                              const int8_t* v, int8_t* output, void* scratch, const char** what) {
   TV_REQUIRE(q && k && v && output && scratch, "a tensor or the scratch is NULL");
   const int32_t n = p->tokens, dh = p->head_dim, width = p->heads * p->head_dim;
   const size_t bytes = (size_t)n * (size_t)width;
@@ -131,4 +130,10 @@ tv_status tv_attention_s8(const tv_attention_params* p, const int8_t* q, const i
     memcpy(output + (size_t)i * width, row, (size_t)width);
   }
   return TV_OK;
+}
+
+tv_status tv_attention_s8(const tv_attention_params* p, const int8_t* q, const int8_t* k,
+                          const int8_t* v, int8_t* output, void* scratch, const char** what) {
+  if (tv_attention_validate(p, what) != TV_OK) return TV_ARG_ERROR;
+  return tv_attention_run_s8(p, q, k, v, output, scratch, what);
 }

@@ -30,6 +30,10 @@ tv_status tv_attention_validate(const tv_attention_params* p, const char** what)
 size_t tv_attention_scratch_size(const tv_attention_params* p);
 tv_status tv_attention_s8(const tv_attention_params* p, const int8_t* q, const int8_t* k,
                           const int8_t* v, int8_t* output, void* scratch, const char** what);
+// tv_attention_run_s8: the same without validating the params again, for callers that
+// validated them once (a TFLM op in Prepare); only the pointers are checked.
+tv_status tv_attention_run_s8(const tv_attention_params* p, const int8_t* q, const int8_t* k,
+                              const int8_t* v, int8_t* output, void* scratch, const char** what);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -28,9 +28,8 @@ size_t tv_layernorm_scratch_size(const tv_layernorm_params* p) {
   return 0;
 }
 
-tv_status tv_layernorm_s8(const tv_layernorm_params* p, const int8_t* input, int8_t* output,
-                          const char** what) {
-  if (tv_layernorm_validate(p, what) != TV_OK) return TV_ARG_ERROR;
+tv_status tv_layernorm_run_s8(const tv_layernorm_params* p, const int8_t* input, int8_t* output,
+                              const char** what) {
   TV_REQUIRE(input != NULL && output != NULL, "input and output must not be NULL");
   const int32_t d = p->channels;
   for (int32_t t = 0; t < p->tokens; ++t) {
@@ -72,4 +71,10 @@ tv_status tv_layernorm_s8(const tv_layernorm_params* p, const int8_t* input, int
     }
   }
   return TV_OK;
+}
+
+tv_status tv_layernorm_s8(const tv_layernorm_params* p, const int8_t* input, int8_t* output,
+                          const char** what) {
+  if (tv_layernorm_validate(p, what) != TV_OK) return TV_ARG_ERROR;
+  return tv_layernorm_run_s8(p, input, output, what);
 }

@@ -34,6 +34,10 @@ tv_status tv_layernorm_validate(const tv_layernorm_params* p, const char** what)
 size_t tv_layernorm_scratch_size(const tv_layernorm_params* p);  // 0: stats are per token
 tv_status tv_layernorm_s8(const tv_layernorm_params* p, const int8_t* input, int8_t* output,
                           const char** what);
+// tv_layernorm_run_s8: the same without validating the params again, for callers that
+// validated them once (a TFLM op in Prepare); only the pointers are checked.
+tv_status tv_layernorm_run_s8(const tv_layernorm_params* p, const int8_t* input, int8_t* output,
+                              const char** what);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -54,11 +54,16 @@ static void linear_token(const void* ctx, const int8_t* in, int8_t* out, int8_t*
   tv_linear_row_s8((const tv_linear_stage*)ctx, in, out);
 }
 
+tv_status tv_linear_run_s8(const tv_linear_stage* s, int32_t tokens, const int8_t* input,
+                           int8_t* output, int8_t* scratch, const char** what) {
+  return tv_for_each_token(linear_token, s, tokens, input, s->in_features, output,
+                           s->out_features, scratch, NULL, what);
+}
+
 tv_status tv_linear_s8(const tv_linear_stage* s, int32_t tokens, const int8_t* input,
                        int8_t* output, int8_t* scratch, const char** what) {
   if (tv_linear_validate(s, what) != TV_OK) return TV_ARG_ERROR;
-  return tv_for_each_token(linear_token, s, tokens, input, s->in_features, output,
-                           s->out_features, scratch, NULL, what);
+  return tv_linear_run_s8(s, tokens, input, output, scratch, what);
 }
 
 typedef struct {
@@ -76,16 +81,22 @@ size_t tv_low_rank_linear_scratch_size(const tv_linear_stage* u, const tv_linear
   return (size_t)u->out_features + (size_t)v->out_features;
 }
 
-tv_status tv_low_rank_linear_s8(const tv_linear_stage* u, const tv_linear_stage* v,
-                                int32_t tokens, const int8_t* input, int8_t* output,
-                                int8_t* scratch, const char** what) {
-  if (tv_linear_validate(u, what) != TV_OK || tv_linear_validate(v, what) != TV_OK) {
-    return TV_ARG_ERROR;
-  }
+tv_status tv_low_rank_linear_run_s8(const tv_linear_stage* u, const tv_linear_stage* v,
+                                    int32_t tokens, const int8_t* input, int8_t* output,
+                                    int8_t* scratch, const char** what) {
   TV_REQUIRE(u->out_features == v->in_features, "rank of u and v differ");
   TV_REQUIRE(scratch != NULL, "scratch must not be NULL");
   const low_rank_ctx c = {u, v};
   // scratch = [rank temporary | output row buffer]
   return tv_for_each_token(low_rank_token, &c, tokens, input, u->in_features, output,
                            v->out_features, scratch + u->out_features, scratch, what);
+}
+
+tv_status tv_low_rank_linear_s8(const tv_linear_stage* u, const tv_linear_stage* v,
+                                int32_t tokens, const int8_t* input, int8_t* output,
+                                int8_t* scratch, const char** what) {
+  if (tv_linear_validate(u, what) != TV_OK || tv_linear_validate(v, what) != TV_OK) {
+    return TV_ARG_ERROR;
+  }
+  return tv_low_rank_linear_run_s8(u, v, tokens, input, output, scratch, what);
 }

@@ -36,6 +36,10 @@ void tv_linear_row_s8(const tv_linear_stage* s, const int8_t* in, int8_t* out);
 size_t tv_linear_scratch_size(const tv_linear_stage* s);
 tv_status tv_linear_s8(const tv_linear_stage* s, int32_t tokens, const int8_t* input,
                        int8_t* output, int8_t* scratch, const char** what);
+// tv_linear_run_s8: the same without validating the params again, for callers that
+// validated them once (a TFLM op in Prepare); only the pointers are checked.
+tv_status tv_linear_run_s8(const tv_linear_stage* s, int32_t tokens, const int8_t* input,
+                           int8_t* output, int8_t* scratch, const char** what);
 
 // W ~ U.V computed per token through an r-sized int8 temporary (u: in -> r,
 // v: r -> out), so the N x r intermediate never exists.
@@ -43,6 +47,11 @@ size_t tv_low_rank_linear_scratch_size(const tv_linear_stage* u, const tv_linear
 tv_status tv_low_rank_linear_s8(const tv_linear_stage* u, const tv_linear_stage* v,
                                 int32_t tokens, const int8_t* input, int8_t* output,
                                 int8_t* scratch, const char** what);
+// tv_low_rank_linear_run_s8: the same without validating the params again, for callers that
+// validated them once (a TFLM op in Prepare); only the pointers are checked.
+tv_status tv_low_rank_linear_run_s8(const tv_linear_stage* u, const tv_linear_stage* v,
+                                    int32_t tokens, const int8_t* input, int8_t* output,
+                                    int8_t* scratch, const char** what);
 
 #ifdef __cplusplus
 }  // extern "C"

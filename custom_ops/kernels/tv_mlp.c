@@ -62,11 +62,16 @@ static void mlp_token(const void* ctx, const int8_t* in, int8_t* out, int8_t* sc
   }
 }
 
-tv_status tv_mlp_s8(const tv_mlp_params* p, int32_t tokens, const int8_t* input,
-                    int8_t* output, int8_t* scratch, const char** what) {
-  if (tv_mlp_validate(p, what) != TV_OK) return TV_ARG_ERROR;
+tv_status tv_mlp_run_s8(const tv_mlp_params* p, int32_t tokens, const int8_t* input,
+                        int8_t* output, int8_t* scratch, const char** what) {
   TV_REQUIRE(scratch != NULL, "scratch must not be NULL");
   const int32_t out_width = p->down[p->down_count - 1].out_features;
   return tv_for_each_token(mlp_token, p, tokens, input, p->up[0].in_features, output,
                            out_width, scratch + 2 * (size_t)widest(p), scratch, what);
+}
+
+tv_status tv_mlp_s8(const tv_mlp_params* p, int32_t tokens, const int8_t* input,
+                    int8_t* output, int8_t* scratch, const char** what) {
+  if (tv_mlp_validate(p, what) != TV_OK) return TV_ARG_ERROR;
+  return tv_mlp_run_s8(p, tokens, input, output, scratch, what);
 }

@@ -27,6 +27,10 @@ tv_status tv_mlp_validate(const tv_mlp_params* p, const char** what);
 size_t tv_mlp_scratch_size(const tv_mlp_params* p);
 tv_status tv_mlp_s8(const tv_mlp_params* p, int32_t tokens, const int8_t* input,
                     int8_t* output, int8_t* scratch, const char** what);
+// tv_mlp_run_s8: the same without validating the params again, for callers that
+// validated them once (a TFLM op in Prepare); only the pointers are checked.
+tv_status tv_mlp_run_s8(const tv_mlp_params* p, int32_t tokens, const int8_t* input,
+                        int8_t* output, int8_t* scratch, const char** what);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -42,9 +42,8 @@ static int32_t token_at(const tv_patch_embed_params* p, int32_t grid_w, int32_t 
   return step < p->first_band_split ? step : grid_w - 1 - (step - p->first_band_split);
 }
 
-tv_status tv_patch_embed_s8(const tv_patch_embed_params* p, const int8_t* input,
-                            int8_t* output, void* scratch, const char** what) {
-  if (tv_patch_embed_validate(p, what) != TV_OK) return TV_ARG_ERROR;
+tv_status tv_patch_embed_run_s8(const tv_patch_embed_params* p, const int8_t* input,
+                                int8_t* output, void* scratch, const char** what) {
   TV_REQUIRE(input && output && scratch, "input, output or scratch is NULL");
   const int32_t P = p->patch, C = p->in_channels, D = p->out_channels;
   const int32_t grid_w = p->width / P, tokens = (p->height / P) * grid_w;
@@ -91,4 +90,10 @@ tv_status tv_patch_embed_s8(const tv_patch_embed_params* p, const int8_t* input,
     memcpy(output + (size_t)t * D, staged, (size_t)D);
   }
   return TV_OK;
+}
+
+tv_status tv_patch_embed_s8(const tv_patch_embed_params* p, const int8_t* input,
+                            int8_t* output, void* scratch, const char** what) {
+  if (tv_patch_embed_validate(p, what) != TV_OK) return TV_ARG_ERROR;
+  return tv_patch_embed_run_s8(p, input, output, scratch, what);
 }

@@ -50,6 +50,10 @@ size_t tv_patch_embed_scratch_size(const tv_patch_embed_params* p);
 // before it; any other overlap is refused (TV_ARG_ERROR), never computed wrongly.
 tv_status tv_patch_embed_s8(const tv_patch_embed_params* p, const int8_t* input,
                             int8_t* output, void* scratch, const char** what);
+// tv_patch_embed_run_s8: the same without validating the params again, for callers that
+// validated them once (a TFLM op in Prepare); only the pointers are checked.
+tv_status tv_patch_embed_run_s8(const tv_patch_embed_params* p, const int8_t* input,
+                                int8_t* output, void* scratch, const char** what);
 
 #ifdef __cplusplus
 }  // extern "C"

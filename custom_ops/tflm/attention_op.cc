@@ -57,10 +57,11 @@ Status Eval(Context* context, Node* node) {
   const auto* data = static_cast<const OpData*>(node->user_data);
   const char* what = nullptr;
   const tv_attention_params p = Params(data->options);
-  if (tv_attention_s8(&p, Data<int8_t>(Input(context, node, 0)),
-                      Data<int8_t>(Input(context, node, 1)), Data<int8_t>(Input(context, node, 2)),
-                      MutableData<int8_t>(Output(context, node, 0)),
-                      GetScratchBuffer(context, data->scratch_index), &what) != TV_OK) {
+  if (tv_attention_run_s8(&p, Data<int8_t>(Input(context, node, 0)),
+                          Data<int8_t>(Input(context, node, 1)),
+                          Data<int8_t>(Input(context, node, 2)),
+                          MutableData<int8_t>(Output(context, node, 0)),
+                          GetScratchBuffer(context, data->scratch_index), &what) != TV_OK) {
     return TV_FAIL(kOp, "%s", what);
   }
   return kOk;

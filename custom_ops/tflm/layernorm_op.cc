@@ -66,8 +66,8 @@ Status Eval(Context* context, Node* node) {
   const auto* o = &static_cast<const OpData*>(node->user_data)->options;
   const tv_layernorm_params p = Params(context, node, o);
   const char* what = nullptr;
-  if (tv_layernorm_s8(&p, Data<int8_t>(Input(context, node, 0)),
-                      MutableData<int8_t>(Output(context, node, 0)), &what) != TV_OK) {
+  if (tv_layernorm_run_s8(&p, Data<int8_t>(Input(context, node, 0)),
+                          MutableData<int8_t>(Output(context, node, 0)), &what) != TV_OK) {
     return TV_FAIL(kOp, "%s", what);
   }
   return kOk;

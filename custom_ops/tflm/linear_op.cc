@@ -26,7 +26,8 @@ Status Prepare(Context* context, Node* node) {
   const int32_t* f = data->options.fields;
   if (!CheckCounts(kOp, node, 3, 4, 1) ||
       !CheckActivation(kOp, "input", Input(context, node, 0), f[kTokens], f[kIn]) ||
-      !CheckStage(kOp, kStage, context, node, 1, f[kIn], f[kOut]) ||
+      !CheckStage(kOp, kStage, context, node, 1, f[kIn], f[kOut], f[kInputOffset],
+                  f[kOutputOffset]) ||
       !CheckActivation(kOp, "output", Output(context, node, 0), f[kTokens], f[kOut]) ||
       !CheckZeroPoint(kOp, "input", context, node, false, 0, -f[kInputOffset]) ||
       !CheckZeroPoint(kOp, "output", context, node, true, 0, f[kOutputOffset])) {
@@ -41,10 +42,10 @@ Status Eval(Context* context, Node* node) {
   const int32_t* f = data->options.fields;
   const tv_linear_stage s = StageFromTensors(context, node, 1, f[kInputOffset], f[kOutputOffset]);
   const char* what = nullptr;
-  if (tv_linear_s8(&s, f[kTokens], Data<int8_t>(Input(context, node, 0)),
-                   MutableData<int8_t>(Output(context, node, 0)),
-                   static_cast<int8_t*>(GetScratchBuffer(context, data->scratch_index)),
-                   &what) != TV_OK) {
+  if (tv_linear_run_s8(&s, f[kTokens], Data<int8_t>(Input(context, node, 0)),
+                       MutableData<int8_t>(Output(context, node, 0)),
+                       static_cast<int8_t*>(GetScratchBuffer(context, data->scratch_index)),
+                       &what) != TV_OK) {
     return TV_FAIL(kOp, "%s", what);
   }
   return kOk;

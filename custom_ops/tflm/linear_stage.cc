@@ -3,7 +3,8 @@
 namespace tv_tflm {
 
 bool CheckStage(const char* op, const StageNames& names, const Context* context,
-                const Node* node, int first_input, int32_t in_features, int32_t out_features) {
+                const Node* node, int first_input, int32_t in_features, int32_t out_features,
+                int32_t input_offset, int32_t output_offset) {
   const EvalTensor* w = Input(context, node, first_input);
   const EvalTensor* q = Input(context, node, first_input + 1);
   const EvalTensor* b = Input(context, node, first_input + 2);
@@ -17,7 +18,7 @@ bool CheckStage(const char* op, const StageNames& names, const Context* context,
                         !CheckShape(op, names.bias, b, 1, &out_features)))) {
     return false;
   }
-  tv_linear_stage s = StageFromTensors(context, node, first_input, 0, 0);
+  tv_linear_stage s = StageFromTensors(context, node, first_input, input_offset, output_offset);
   const char* what = nullptr;
   if (tv_linear_validate(&s, &what) != TV_OK) {
     TV_ERROR(op, "%s: %s", names.stage, what);

@@ -22,8 +22,11 @@ struct StageNames {
 };
 #define TV_STAGE_NAMES(s) {s, s " weights", s " requantisation", s " bias"}
 
+// Checks a stage's tensors and validates the stage as Eval will run it (with its
+// offsets), so Eval runs it unchecked.
 bool CheckStage(const char* op, const StageNames& names, const Context* context,
-                const Node* node, int first_input, int32_t in_features, int32_t out_features);
+                const Node* node, int first_input, int32_t in_features, int32_t out_features,
+                int32_t input_offset, int32_t output_offset);
 
 tv_linear_stage StageFromTensors(const Context* context, const Node* node, int first_input,
                                  int32_t input_offset, int32_t output_offset);

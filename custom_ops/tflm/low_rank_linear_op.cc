@@ -29,8 +29,10 @@ Status Prepare(Context* context, Node* node) {
   const int32_t* f = data->options.fields;
   if (!CheckCounts(kOp, node, 7, 7, 1) ||
       !CheckActivation(kOp, "input", Input(context, node, 0), f[kTokens], f[kIn]) ||
-      !CheckStage(kOp, kU, context, node, 1, f[kIn], f[kRank]) ||
-      !CheckStage(kOp, kV, context, node, 4, f[kRank], f[kOut]) ||
+      !CheckStage(kOp, kU, context, node, 1, f[kIn], f[kRank], f[kInputOffset],
+                  f[kMidZeroPoint]) ||
+      !CheckStage(kOp, kV, context, node, 4, f[kRank], f[kOut], -f[kMidZeroPoint],
+                  f[kOutputOffset]) ||
       !CheckActivation(kOp, "output", Output(context, node, 0), f[kTokens], f[kOut]) ||
       !CheckZeroPoint(kOp, "input", context, node, false, 0, -f[kInputOffset]) ||
       !CheckZeroPoint(kOp, "output", context, node, true, 0, f[kOutputOffset])) {
@@ -45,11 +47,11 @@ Status Eval(Context* context, Node* node) {
   const int32_t* f = data->options.fields;
   const tv_linear_stage u = StageFromTensors(context, node, 1, f[kInputOffset], f[kMidZeroPoint]);
   const tv_linear_stage v = StageFromTensors(context, node, 4, -f[kMidZeroPoint], f[kOutputOffset]);
+  auto* scratch = static_cast<int8_t*>(GetScratchBuffer(context, data->scratch_index));
   const char* what = nullptr;
-  if (tv_low_rank_linear_s8(&u, &v, f[kTokens], Data<int8_t>(Input(context, node, 0)),
-                            MutableData<int8_t>(Output(context, node, 0)),
-                            static_cast<int8_t*>(GetScratchBuffer(context, data->scratch_index)),
-                            &what) != TV_OK) {
+  if (tv_low_rank_linear_run_s8(&u, &v, f[kTokens], Data<int8_t>(Input(context, node, 0)),
+                                MutableData<int8_t>(Output(context, node, 0)), scratch,
+                                &what) != TV_OK) {
     return TV_FAIL(kOp, "%s", what);
   }
   return kOk;

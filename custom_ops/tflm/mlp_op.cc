@@ -83,7 +83,8 @@ Status Prepare(Context* context, Node* node) {
   }
   for (int s = 0; s < stages; ++s) {
     const int32_t* sf = StageField(o, s);
-    if (!CheckStage(kOp, kStages[s], context, node, 2 + 3 * s, sf[kStageIn], sf[kStageOut])) {
+    if (!CheckStage(kOp, kStages[s], context, node, 2 + 3 * s, sf[kStageIn], sf[kStageOut],
+                    sf[kStageInputOffset], sf[kStageOutputOffset])) {
       return kError;
     }
   }
@@ -97,10 +98,10 @@ Status Eval(Context* context, Node* node) {
   const auto* data = static_cast<const OpData*>(node->user_data);
   const tv_mlp_params p = Params(context, node, data->options);
   const char* what = nullptr;
-  if (tv_mlp_s8(&p, data->options.fields[kTokens], Data<int8_t>(Input(context, node, 0)),
-                MutableData<int8_t>(Output(context, node, 0)),
-                static_cast<int8_t*>(GetScratchBuffer(context, data->scratch_index)),
-                &what) != TV_OK) {
+  if (tv_mlp_run_s8(&p, data->options.fields[kTokens], Data<int8_t>(Input(context, node, 0)),
+                    MutableData<int8_t>(Output(context, node, 0)),
+                    static_cast<int8_t*>(GetScratchBuffer(context, data->scratch_index)),
+                    &what) != TV_OK) {
     return TV_FAIL(kOp, "%s", what);
   }
   return kOk;

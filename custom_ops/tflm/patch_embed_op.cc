@@ -83,9 +83,9 @@ Status Eval(Context* context, Node* node) {
   const auto* data = static_cast<const OpData*>(node->user_data);
   const tv_patch_embed_params p = Params(context, node, data->options.fields);
   const char* what = nullptr;
-  if (tv_patch_embed_s8(&p, Data<int8_t>(Input(context, node, 0)),
-                        MutableData<int8_t>(Output(context, node, 0)),
-                        GetScratchBuffer(context, data->scratch_index), &what) != TV_OK) {
+  if (tv_patch_embed_run_s8(&p, Data<int8_t>(Input(context, node, 0)),
+                            MutableData<int8_t>(Output(context, node, 0)),
+                            GetScratchBuffer(context, data->scratch_index), &what) != TV_OK) {
     return TV_FAIL(kOp, "%s", what);
   }
   return kOk;
