@@ -338,6 +338,34 @@ def test_bazel_builds_and_tests_the_kernels(tmp_path):
                        cwd=REPO, capture_output=True)
 
 
+def test_bazel_cmsis_nn_define_builds_the_kernels_on_cmsis_nn(tree, tmp_path):
+    """`--define tflm_vit_cmsis_nn=true` compiles the kernels with CMSIS_NN against the
+    workspace's @cmsis_nn (here the TFLM tree's download, as a user's workspace would
+    give it); on the host (no DSP extension) they take the portable path and pass."""
+    cmsis = tmp_path / "cmsis_nn"
+    cmsis.mkdir()
+    (cmsis / "Include").symlink_to(
+        tree / "tensorflow/lite/micro/tools/make/downloads/cmsis_nn/Include")
+    (cmsis / "WORKSPACE").write_text("")
+    (cmsis / "BUILD").write_text('cc_library(name = "cmsis_nn", hdrs = glob(["Include/**/*.h"]),'
+                                 ' includes = ["Include"], visibility = ["//visibility:public"])\n')
+    bazel = ["bazel", f"--output_user_root={tmp_path / 'bazel'}"]
+    flags = ["--define", "tflm_vit_cmsis_nn=true", f"--override_repository=cmsis_nn={cmsis}"]
+    try:
+        proc = subprocess.run([*bazel, "test", *flags, "//:tv_kernel_tests"], cwd=REPO,
+                              capture_output=True, text=True, timeout=1500)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        actions = subprocess.run([*bazel, "aquery", *flags,
+                                  'mnemonic("CppCompile", //:tv_kernels)'], cwd=REPO,
+                                 capture_output=True, text=True, timeout=600).stdout
+        assert "-DCMSIS_NN" in actions and "external/cmsis_nn/Include" in actions
+        plain = subprocess.run([*bazel, "aquery", 'mnemonic("CppCompile", //:tv_kernels)'],
+                               cwd=REPO, capture_output=True, text=True, timeout=600).stdout
+        assert "CppCompile" in plain and "-DCMSIS_NN" not in plain
+    finally:
+        subprocess.run([*bazel, "shutdown"], cwd=REPO, capture_output=True)
+
+
 def test_example_app_compiles_for_the_nucleo_f746zg(tree, r0_planned_path, tmp_path):
     # The hardware board layer: the example app, the generated model and the NUCLEO
     # layer compile for the STM32F746 (hard float; linking needs the STM32 project's
