@@ -60,7 +60,9 @@ def choose_space(method: str, base: SearchSpace, budgets: Budgets, costs: CostMo
     if method == "random":
         return base
     if method == "largest_space":
-        return candidate_space(base, Point(len(base.rank_ratio) - 1, len(grid) - 1))
+        space = candidate_space(base, Point(len(base.rank_ratio) - 1, len(grid) - 1))
+        costs.check_reachable(budgets, space)  # before any training, as for the others
+        return space
     if method == "autoformer":
         if 1.0 not in base.rank_ratio:
             raise BudgetError("autoformer baseline: the base space has no dense (rank 1) choice")

@@ -218,3 +218,27 @@ def test_cnn_baseline_takes_the_most_macs_that_fit_and_measures_in_tflm(digits, 
     result = cb.train_and_measure(cb.CnnConfig(16, 4, 2), digits, steps=20, seed=0)
     assert result["measured_arena"] == small["arena"] and result["macs"] == small["macs"]
     assert 0.0 <= result["top1"] <= 1.0
+
+
+def test_baseline_spaces_and_an_infeasible_largest_space_before_training():
+    """Each baseline's space, on formula costs (SRAM grows with tokens x width): random
+    searches the base space; AutoFormer the dense space with the most tokens at which a
+    subnet fits; TinyNAS the space whose fitting samples have the most MACs; the largest
+    space is refused (BudgetError) when nothing in it fits, before any training."""
+    from tflm_vit.search.baselines import choose_space
+
+    class Macs(_AnalyticCosts):
+        def costs(self, configs):
+            return [dataclasses.replace(c, macs=c.sram) for c in super().costs(configs)]
+
+    costs = Macs()
+    tight = Budgets(sram=128 * 16 + 32)  # the smallest subnet fits with <= 16 tokens
+    assert choose_space("random", DEFAULT_SPACE, tight, costs, 4, 0) == DEFAULT_SPACE
+    dense = choose_space("autoformer", DEFAULT_SPACE, tight, costs, 4, 0)
+    assert dense.rank_ratio == (1.0,) and list(dense.token_choices) == [(32, 8)]  # 16 tokens
+    tiny = choose_space("tinynas", DEFAULT_SPACE, tight, costs, 8, 0)
+    assert max(r // p for r, p in tiny.token_choices) ** 2 <= 16
+    with pytest.raises(BudgetError, match="smallest subnet"):
+        choose_space("largest_space", DEFAULT_SPACE, tight, costs, 4, 0)
+    largest = choose_space("largest_space", DEFAULT_SPACE, Budgets(sram=100_000), costs, 4, 0)
+    assert largest.rank_ratio == (1.0,) and list(largest.token_choices) == [(32, 4)]
