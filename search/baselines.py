@@ -73,16 +73,19 @@ def choose_space(method: str, base: SearchSpace, budgets: Budgets, costs: CostMo
                 return space
         raise BudgetError(f"autoformer baseline: no dense subnet fits {budgets.describe()}")
     if method == "tinynas":
+        points = [Point(r, t) for r in range(len(base.rank_ratio)) for t in range(len(grid))]
+        spaces = [candidate_space(base, p) for p in points]
+        drawn = []
+        for p, space in zip(points, spaces):
+            rng = np.random.default_rng([seed, p.rank, p.tokens])
+            drawn.append([space.sample(rng) for _ in range(samples)])
+        measured = costs.costs([c for cs in drawn for c in cs])  # one batch, in parallel
         best, best_macs = None, -1.0
-        for r in range(len(base.rank_ratio)):
-            for t in range(len(grid)):
-                space = candidate_space(base, Point(r, t))
-                rng = np.random.default_rng([seed, r, t])
-                fitting = [c for c in (costs.cost(space.sample(rng)) for _ in range(samples))
-                           if budgets.fits(c)]
-                macs = float(np.mean([c.macs for c in fitting])) if fitting else -1.0
-                if macs > best_macs:
-                    best, best_macs = space, macs
+        for i, space in enumerate(spaces):
+            fitting = [c for c in measured[i * samples:(i + 1) * samples] if budgets.fits(c)]
+            macs = float(np.mean([c.macs for c in fitting])) if fitting else -1.0
+            if macs > best_macs:
+                best, best_macs = space, macs
         if best_macs < 0:
             raise BudgetError(f"tinynas baseline: no sampled subnet fits {budgets.describe()}")
         return best
