@@ -96,7 +96,23 @@ def run_one(base, data, budgets, seed, s: SearchSettings, scale: str, say,
             return kept["rows"]
         say(f"{done}: other settings; running again")
     cache = str(WORK / scale / f"costs_{budgets.target}.jsonl")
+    # Time across interruptions: the seconds spent so far are saved at every progress
+    # line, so a resumed (budget, seed) counts its earlier attempts up to their last
+    # progress line (the work they cached is not redone, and is not left uncounted).
+    clock = work / "elapsed.json"
+    before = json.loads(clock.read_text())["seconds"] if clock.exists() else 0.0
     start, at = time.monotonic(), commit()
+    work.mkdir(parents=True, exist_ok=True)
+
+    def elapsed() -> float:
+        return before + time.monotonic() - start
+
+    report = say
+
+    def say(text):  # every progress line also saves the time spent
+        clock.write_text(json.dumps({"seconds": round(elapsed(), 1)}))
+        report(text)
+
     ours = run_search(base, data, budgets, str(work / "mcuformer"), s, seed, say, jobs, cache)
     steps, evaluations = ours.search_cost["training_steps"], ours.search_cost["evaluations"]
     rows = [_row("mcuformer", budgets, seed, ours.config, ours.accuracy, ours.deployment,
@@ -114,7 +130,7 @@ def run_one(base, data, budgets, seed, s: SearchSettings, scale: str, say,
         rows.append(_row(method, budgets, seed, r.evolution.best.config, r.accuracy,
                          r.deployment, {"training_steps": r.training_steps,
                                         "evaluations": r.evaluations}, {"space": r.space}))
-    seconds = round(time.monotonic() - start, 1)
+    seconds = round(elapsed(), 1)
     rows = [{**r, "commit": at, "run_seconds": seconds} for r in rows]
     done.write_text(json.dumps({"settings": s.to_dict(), "rows": rows}, indent=1))
     return rows
