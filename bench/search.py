@@ -82,12 +82,13 @@ def _row(method, budgets, seed, config, acc, deployment, cost, extra) -> dict:
             "config": json.loads(config.to_json()), **cost, **extra}
 
 
-def run_one(base, data, budgets, seed, s: SearchSettings, scale: str, say,
+def run_one(base, data, budgets, seed, s: SearchSettings, scale: str, say, at: str,
             jobs=None) -> list[dict]:
     """Ours, then every baseline at ours' cost, at one (budget, seed); the rows are kept in
-    the work folder, each with the commit it was computed at and its seconds."""
+    the work folder, each with `at`, the commit of the code this process runs (stamped
+    when it started: later commits in the checkout do not change the code it loaded),
+    and its seconds."""
     import time
-    from provenance import commit
     work = WORK / scale / f"sram{budgets.sram}_seed{seed}"
     done = work / "rows.json"
     if done.exists():
@@ -101,7 +102,7 @@ def run_one(base, data, budgets, seed, s: SearchSettings, scale: str, say,
     # progress line (the work they cached is not redone, and is not left uncounted).
     clock = work / "elapsed.json"
     before = json.loads(clock.read_text())["seconds"] if clock.exists() else 0.0
-    start, at = time.monotonic(), commit()
+    start = time.monotonic()
     work.mkdir(parents=True, exist_ok=True)
 
     def elapsed() -> float:
@@ -139,12 +140,11 @@ def run_one(base, data, budgets, seed, s: SearchSettings, scale: str, say,
 CNN = "mobilenetv2_cnn"  # reported beside the others, never gating
 
 
-def cnn_row(data, budgets, seed, steps: int, scale: str, say) -> dict:
+def cnn_row(data, budgets, seed, steps: int, scale: str, say, at: str) -> dict:
     """MCUNet's MobileNetV2-like CNN at one (budget, seed), trained as many steps as the
     search trained supernets and fine-tuned its winner in all (kept in the work folder,
     as the search's rows are)."""
     import time
-    from provenance import commit
     path = WORK / scale / f"cnn_sram{budgets.sram}_seed{seed}.json"
     if path.exists() and json.loads(path.read_text())["training_steps"] == steps:
         return json.loads(path.read_text())
@@ -163,7 +163,7 @@ def cnn_row(data, budgets, seed, steps: int, scale: str, say) -> dict:
                "config": dataclasses.asdict(config)}
     row = {"method": CNN, "sram_budget": budgets.sram, "flash_budget": budgets.flash,
            "seed": seed, "training_steps": steps, "gating": False, **row,
-           "commit": commit(), "run_seconds": round(time.monotonic() - start, 1),
+           "commit": at, "run_seconds": round(time.monotonic() - start, 1),
            "cpu_seconds": round(time.process_time() - cpu, 1)}
     path.write_text(json.dumps(row, indent=1))
     return row
@@ -338,10 +338,10 @@ def main(argv=None) -> int:
             budgets = Budgets(sram=sram, flash=FLASH_BUDGET, target="wheel")
             for seed in range(a.seeds):
                 say(f"== budget {sram:,} B, seed {seed}")
-                rows = run_one(base, data, budgets, seed, s, name, say, jobs)
+                rows = run_one(base, data, budgets, seed, s, name, say, origin["commit"], jobs)
                 ours = next(r for r in rows if r["method"] == "mcuformer")
                 runs += rows + [cnn_row(data, budgets, seed, ours["training_steps"]
-                                        + s.finetune_steps, name, say)]
+                                        + s.finetune_steps, name, say, origin["commit"])]
     summ = summary(runs)
     doc = {**origin, "scale": name, "seeds": a.seeds, "settings": s.to_dict(),
            "hours_in_all": hours(runs), "runs": runs, "summary": summ,
