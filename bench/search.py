@@ -146,8 +146,9 @@ def cnn_row(data, budgets, seed, steps: int, scale: str, say, at: str) -> dict:
     as the search's rows are)."""
     import time
     path = WORK / scale / f"cnn_sram{budgets.sram}_seed{seed}.json"
-    if path.exists() and json.loads(path.read_text())["training_steps"] == steps:
-        return json.loads(path.read_text())
+    kept = json.loads(path.read_text()) if path.exists() else None
+    if kept and kept["training_steps"] == steps:
+        return kept
     members = WORK / scale / "cnn_members.json"  # architecture -> MACs, flash, arena
     cache = json.loads(members.read_text()) if members.exists() else {}
     start, cpu = time.monotonic(), time.process_time()

@@ -98,12 +98,9 @@ def measure_member(config: CnnConfig, channels: int, classes: int) -> dict:
     ones: fresh zero biases understated the arena by 32 bytes), so every variable holds
     seeded noise (scales and variances kept positive)."""
     from tflm_vit import runtime
+    from tflm_vit.search.costs import fill_with_noise
     model = build(config, channels, classes)
-    rng = np.random.default_rng(0)
-    for v in model.weights:
-        noise = rng.normal(0.0, 0.05, v.shape).astype(np.float32)
-        positive = v.path.endswith(("gamma", "moving_variance"))
-        v.assign(1.0 + np.abs(noise) if positive else noise)
+    fill_with_noise(model.weights, positive=("gamma", "moving_variance"))
     calibration = np.random.default_rng(0).uniform(
         -1, 1, (2, config.resolution, config.resolution, channels)).astype(np.float32)
     tflite = export(model, config, calibration)

@@ -43,12 +43,20 @@ def shape_net(space: SearchSpace):
     if key not in _SHAPE_NETS:
         from tflm_vit.supernet import ViTSupernet
         net = ViTSupernet(space)
-        rng = np.random.default_rng(0)
-        for v in net.variables:
-            noise = rng.normal(0.0, 0.05, v.shape).astype(np.float32)
-            v.assign(noise + (1.0 if v.path.endswith("gamma") else 0.0))
+        fill_with_noise(net.variables)
         _SHAPE_NETS[key] = net
     return _SHAPE_NETS[key]
+
+
+def fill_with_noise(variables, positive=("gamma",)) -> None:
+    """Seeded noise in every variable (around 1 in those whose path ends with one of
+    `positive`: scales, variances), so that no two constants are alike and none is a
+    no-op, as trained weights are: the figures of a shape-only model are then the
+    deployed one's."""
+    rng = np.random.default_rng(0)
+    for v in variables:
+        noise = rng.normal(0.0, 0.05, v.shape).astype(np.float32)
+        v.assign(noise + (1.0 if v.path.endswith(positive) else 0.0))
 
 
 def measure_job(space_json: str, config_json: str, target: str, cpu: str) -> dict:
