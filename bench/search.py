@@ -82,6 +82,13 @@ def _row(method, budgets, seed, config, acc, deployment, cost, extra) -> dict:
             "config": json.loads(config.to_json()), **cost, **extra}
 
 
+def _no_model(method: str, budgets, seed: int, error: BudgetError) -> dict:
+    """The row of a method that has no model at a budget, saying why."""
+    return {"method": method, "sram_budget": budgets.sram, "flash_budget": budgets.flash,
+            "top1": None, "measured_arena": None, "flash": None, "seed": seed,
+            "config": None, "infeasible": str(error)}
+
+
 def run_one(base, data, budgets, seed, s: SearchSettings, scale: str, say, at: str,
             jobs=None) -> list[dict]:
     """Ours, then every baseline at ours' cost, at one (budget, seed); the rows are kept in
@@ -123,10 +130,7 @@ def run_one(base, data, budgets, seed, s: SearchSettings, scale: str, say, at: s
             r = run_baseline(method, base, data, budgets, str(work / method), steps,
                              evaluations, s, seed, say, jobs, cache)
         except BudgetError as e:  # e.g. the largest space at a tight budget: no model
-            rows.append({"method": method, "sram_budget": budgets.sram,
-                         "flash_budget": budgets.flash, "top1": None, "measured_arena": None,
-                         "flash": None, "seed": seed, "config": None,
-                         "infeasible": str(e)})
+            rows.append(_no_model(method, budgets, seed, e))
             continue
         rows.append(_row(method, budgets, seed, r.evolution.best.config, r.accuracy,
                          r.deployment, {"training_steps": r.training_steps,
@@ -155,8 +159,7 @@ def cnn_row(data, budgets, seed, steps: int, scale: str, say, at: str) -> dict:
     try:
         config = cnn_baseline.choose(budgets, data.channels, data.num_classes, cache)
     except BudgetError as e:
-        row = {"top1": None, "measured_arena": None, "flash": None, "config": None,
-               "infeasible": str(e)}
+        row = _no_model(CNN, budgets, seed, e)
     else:
         members.write_text(json.dumps(cache))
         say(f"{CNN}: training {config.short()} {steps} steps")
