@@ -13,7 +13,9 @@ Writes bench/results/search.json ({"commit", "command", "settings", "runs": [{"m
 with top1 null and "infeasible" saying why), search.md and search.png, and exits non-zero
 when a claim is
 false: a chosen model's measured arena above its budget, or the search's mean test top-1
-below a baseline's at a budget.
+below a baseline's at a budget. Every chosen ViT also runs on the emulated Cortex-M7
+(TFLM + CMSIS-NN with our ops, under QEMU) in an arena of exactly its budget, with the
+wheel's output ("arena_cortex_m7" in its row); a model that does not is a false claim too.
 
 Work folders (resumable; a finished (budget, seed) is not redone, and records the commit
 it ran at) live in build/bench_search/<scale>/, with one architecture-cost cache for every
@@ -69,9 +71,12 @@ def settings(scale: str) -> SearchSettings:
                           supernet_steps=300, finetune_steps=100, val_images=1000)
 
 
-def fashion_space(data) -> SearchSpace:
-    return SearchSpace.from_dict({**DEFAULT_SPACE.to_dict(), "in_channels": data.channels,
-                                  "num_classes": data.num_classes})
+def fashion_space(data=None) -> SearchSpace:
+    """The default space for Fashion-MNIST's images and classes (read from `data`, or
+    its known 1 channel and 10 classes)."""
+    channels, classes = (data.channels, data.num_classes) if data else (1, 10)
+    return SearchSpace.from_dict({**DEFAULT_SPACE.to_dict(), "in_channels": channels,
+                                  "num_classes": classes})
 
 
 def _row(method, budgets, seed, config, acc, deployment, cost, extra) -> dict:
@@ -231,20 +236,28 @@ def write_table(doc: dict, path: pathlib.Path) -> None:
         name = s["method"] + (" (report only)" if s["method"] == CNN else "")
         lines.append(f"| {s['sram_budget']:,} | {name} | {s['seeds']} | "
                      f"{s['mean_top1']:.4f} | {s['std_top1']:.4f} |")
-    lines += ["", "| SRAM budget | seed | method | top-1 | measured arena | flash | subnet |",
-              "|---|---|---|---|---|---|---|"]
+    lines += ["", "Measured arena: TFLM's in the wheel (the deployed model, in the run); on M7: "
+              "TFLM's on the emulated Cortex-M7 with CMSIS-NN and our ops (QEMU), run in an "
+              "arena of exactly the budget by this commit's script, the model rebuilt from "
+              "its config on shape-only weights (the arena does not depend on weight "
+              "values); the CNN's stock ops are not in our firmware runner.", "",
+              "| SRAM budget | seed | method | top-1 | measured arena | on M7 | flash "
+              "| subnet |", "|---|---|---|---|---|---|---|---|"]
     from tflm_vit.config import SubnetConfig
     for r in doc["runs"]:
         if r["top1"] is None:
-            lines.append(f"| {r['sram_budget']:,} | {r['seed']} | {r['method']} | – | – | – | "
-                         f"{r['infeasible']} |")
+            lines.append(f"| {r['sram_budget']:,} | {r['seed']} | {r['method']} | – | – | – "
+                         f"| – | {r['infeasible']} |")
             continue
         short = (cnn_baseline.CnnConfig(**r["config"]).short() if r["method"] == CNN
                  else SubnetConfig.from_dict(r["config"]).short())
+        m7 = f"{r['arena_cortex_m7']:,}" if r.get("arena_cortex_m7") else "–"
         lines.append(f"| {r['sram_budget']:,} | {r['seed']} | {r['method']} | "
-                     f"{r['top1']:.4f} | {r['measured_arena']:,} | {r['flash']:,} | {short} |")
+                     f"{r['top1']:.4f} | {r['measured_arena']:,} | {m7} | {r['flash']:,} "
+                     f"| {short} |")
     lines += ["", "Claims checked (the script exits non-zero otherwise): every measured arena "
-              "within its budget; the search's mean top-1 at least each baseline's (the "
+              "within its budget; every chosen ViT runs on the emulated Cortex-M7 in its "
+              "budget, with the wheel's output; the search's mean top-1 at least each baseline's (the "
               f"{CNN} rows, MCUNet's MobileNetV2-like CNN on stock TFLM at the same budgets "
               "and as many training steps as the search took in all, are reported, not "
               "gated); the committed scale within 3 hours.",
@@ -278,21 +291,80 @@ def plot(doc: dict, path: pathlib.Path) -> None:
     plt.close(fig)
 
 
+M7 = ("cortex-m7", "cmsis_nn")  # the firmware build the chosen ViTs run in
+
+
+def on_cortex_m7(runs: list[dict], say) -> list[str]:
+    """Every chosen ViT on the emulated Cortex-M7: TFLM with CMSIS-NN and our ops, the
+    firmware's model runner under QEMU (custom_ops/firmware/qemu.py), in an arena of
+    exactly its SRAM budget. The budgets are arenas on the wheel's TFLM, where the search
+    measures; TFLM on the M7 needs less (its structs are smaller). The model is rebuilt
+    from the row's config on shape-only weights, as the cost model builds it: an arena
+    does not depend on the weights' values (the tests hold the cost model to the deployed
+    models). Sets each row's arena_cortex_m7 (TFLM's arena_used_bytes on the M7) and
+    returns a line for each model that does not run there within its budget, or whose
+    output differs from the wheel's on the same seeded input."""
+    import tempfile
+
+    import numpy as np
+
+    import firmware  # bench/firmware.py: the runner's output, and qemu
+    from tflm_vit import runtime
+    from tflm_vit.config import SubnetConfig
+    from tflm_vit.search.costs import shape_net, shape_only_model
+    net = shape_net(fashion_space())
+    build = firmware.qemu.build(*M7)
+    measured, out = {}, []
+    with tempfile.TemporaryDirectory() as tmp:
+        path, inp = pathlib.Path(tmp) / "model.tflite", pathlib.Path(tmp) / "input.bin"
+        for r in runs:
+            if r["method"] == CNN or r["config"] is None:  # the CNN: stock ops we do not
+                continue                                   # register in the runner
+            config = SubnetConfig.from_dict(r["config"])
+            key = (config.to_json(), r["sram_budget"])
+            if key not in measured:
+                say(f"on the emulated Cortex-M7: {config.short()} in {r['sram_budget']:,} B")
+                model = bytes(shape_only_model(net, config, "wheel").model)
+                image = np.random.default_rng(0).integers(
+                    -128, 128, (config.resolution, config.resolution, net.space.in_channels),
+                    dtype=np.int8)
+                path.write_bytes(model)
+                inp.write_bytes(image.tobytes())
+                run = firmware.qemu.run(build.model_runner, build.cpu,
+                                        [path, inp, r["sram_budget"]])
+                if run.returncode == 0 and "TFLM_VIT_RUN_PASS" in run.output:
+                    got, used = firmware._parse(run.output)
+                    interp, _ = runtime.make_interpreter(model)
+                    wheel = runtime.invoke(interp, image[np.newaxis])[0]
+                    measured[key] = (used, got == wheel.astype(np.int8).tobytes())
+                else:
+                    measured[key] = (None, False)
+            used, same = measured[key]
+            r["arena_cortex_m7"] = used
+            what = f"{r['method']} seed {r['seed']} at {r['sram_budget']:,} B ({config.short()})"
+            if used is None:
+                out.append(f"{what} does not run on the emulated Cortex-M7 in its budget")
+            elif not same:
+                out.append(f"{what}: its output on the emulated Cortex-M7 differs from the "
+                           "wheel's")
+    return out
+
+
 def recost(seeds: tuple[int, ...] = (0,)) -> dict:
     """The committed table's chosen models of `seeds`, re-costed from their configs alone
     (the cost model: export -> convert -> plan on shape-only weights): the arena to give
-    and the flash must be the committed (trained, deployed) models' own; the CNN members,
-    re-measured in TFLM, their arena."""
+    and the flash must be the committed (trained, deployed) models' own, and the arena on
+    the emulated Cortex-M7 the committed one; the CNN members, re-measured in TFLM, their
+    arena."""
     from tflm_vit.config import SubnetConfig
     from tflm_vit.search.costs import CostModel
     committed = json.loads((RESULTS / "search.json").read_text())
-    space = SearchSpace.from_dict({**DEFAULT_SPACE.to_dict(), "in_channels": 1,
-                                   "num_classes": 10})  # Fashion-MNIST's
-    costs = CostModel(space, target="wheel")
-    rows, out = [], []
-    for r in committed["runs"]:
-        if r["seed"] not in seeds or r["top1"] is None:
-            continue
+    costs = CostModel(fashion_space(), target="wheel")
+    chosen = [r for r in committed["runs"] if r["seed"] in seeds and r["top1"] is not None]
+    again = [{**r, "arena_cortex_m7": None} for r in chosen]
+    out = on_cortex_m7(again, lambda text: None)
+    rows = []
+    for r, m7 in zip(chosen, again):
         if r["method"] == CNN:
             m = cnn_baseline.measure_member(cnn_baseline.CnnConfig(**r["config"]), 1, 10)
             # the arena only: the member was chosen by it, and the trained CNN's flash
@@ -300,11 +372,12 @@ def recost(seeds: tuple[int, ...] = (0,)) -> dict:
             got = {"measured_arena": m["arena"]}
         else:
             c = costs.cost(SubnetConfig.from_dict(r["config"]))
-            got = {"arena_to_give": c.sram, "flash": c.flash}
+            got = {"arena_to_give": c.sram, "flash": c.flash,
+                   "arena_cortex_m7": m7["arena_cortex_m7"]}
         row = {"method": r["method"], "sram_budget": r["sram_budget"], "seed": r["seed"], **got}
         rows.append(row)
-        out += [f"{r['method']} seed {r['seed']} at {r['sram_budget']:,} B: {k} {v:,} "
-                f"re-costed, {r[k]:,} committed" for k, v in got.items() if v != r[k]]
+        out += [f"{r['method']} seed {r['seed']} at {r['sram_budget']:,} B: {k} {v} "
+                f"re-costed, {r.get(k)} committed" for k, v in got.items() if v != r.get(k)]
     return {"rows": rows, "problems": out}
 
 
@@ -348,10 +421,11 @@ def main(argv=None) -> int:
                 ours = next(r for r in rows if r["method"] == "mcuformer")
                 runs += rows + [cnn_row(data, budgets, seed, ours["training_steps"]
                                         + s.finetune_steps, name, say, origin["commit"])]
+    on_target = on_cortex_m7(runs, say)
     summ = summary(runs)
     doc = {**origin, "scale": name, "seeds": a.seeds, "settings": s.to_dict(),
            "hours_in_all": hours(runs), "runs": runs, "summary": summ,
-           "problems": problems(runs, summ)}
+           "problems": problems(runs, summ) + on_target}
     if name == "committed" and a.seeds <= 3 and doc["hours_in_all"] > 3:
         doc["problems"].append(f"the committed scale took {doc['hours_in_all']} h, over 3 h")
     return publish(doc, "search", a.smoke, lambda: (write_table(doc, RESULTS / "search.md"),

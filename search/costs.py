@@ -115,13 +115,20 @@ class CostModel:
         check_reachable(budgets, floor, f"the smallest subnet ({config.short()})")
 
 
-def measure(net, config: SubnetConfig, target: str, cpu: str) -> Cost:
+def shape_only_model(net, config: SubnetConfig, target: str):
     """One architecture through export -> convert (unverified: the weights are not the
-    deployed ones, and verification does not change sizes) -> plan on `target`."""
-    from tflm_vit import latency, pipeline
+    deployed ones, and verification does not change sizes) -> plan on `target`, on the
+    shape-only `net`: the PlannedModel, whose sizes are the deployed model's."""
+    from tflm_vit import pipeline
     calibration = np.random.default_rng(0).uniform(
         -1, 1, (2, config.resolution, config.resolution, net.space.in_channels))
     stock = pipeline.export(net, config, calibration.astype(np.float32))
-    _, planned = pipeline.convert_and_plan(stock, verify=False, target=target)
+    return pipeline.convert_and_plan(stock, verify=False, target=target)[1]
+
+
+def measure(net, config: SubnetConfig, target: str, cpu: str) -> Cost:
+    """One architecture's cost, from its shape-only model."""
+    from tflm_vit import latency
+    planned = shape_only_model(net, config, target)
     lat = latency.predict_latency(planned.model, cpu)
     return Cost(planned.arena_size, len(planned.model), lat.instructions, lat.macs)
