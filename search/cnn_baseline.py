@@ -136,6 +136,9 @@ def train_and_measure(config: CnnConfig, data, steps: int, seed: int,
 
     from tflm_vit import evaluate, runtime
     from tflm_vit.export import prepare_images
+    # Deterministic kernels, as the search's own training (search/run.py) turns on: the
+    # same seed gives the same model whether or not a search ran first in this process.
+    tf.config.experimental.enable_op_determinism()
     keras.utils.set_random_seed(seed)
     model = build(config, data.channels, data.num_classes)
     model.compile(keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(2e-3, steps)),
