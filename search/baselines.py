@@ -26,7 +26,7 @@ from tflm_vit.errors import BudgetError
 from tflm_vit.search.budgets import Budgets
 from tflm_vit.search.costs import CostModel
 from tflm_vit.search.evolution import EvolutionResult
-from tflm_vit.search.run import SearchSettings, finish, prepare, train_space
+from tflm_vit.search.run import SearchSettings, absolute, finish, prepare, train_space
 from tflm_vit.search.space_evolution import Point, candidate_space, describe, token_grid
 from tflm_vit.space import SearchSpace
 from tflm_vit.supernet.model import seeded_supernet
@@ -100,6 +100,7 @@ def run_baseline(method: str, base: SearchSpace, data, budgets: Budgets, workdir
     """One baseline at the given search cost (the search's SpaceEvolution.cost plus its
     evolutionary search's evaluations)."""
     say = progress or (lambda text: None)
+    workdir, cost_cache = absolute(workdir), cost_cache and absolute(cost_cache)
     costs, train, val = prepare(base, data, budgets, workdir, settings, seed, say, executor,
                                 cost_cache)
     space = choose_space(method, base, budgets, costs, settings.spaces.samples, seed)

@@ -71,7 +71,12 @@ class OnRay:
         if key not in self._remote:
             options = {"num_cpus": 1, "num_gpus": 1 if key[1] else 0}
             self._remote[key] = self._ray.remote(**options)(fn)
-        return self._ray.get([self._remote[key].remote(*args) for args in argument_lists])
+        try:
+            return self._ray.get([self._remote[key].remote(*args) for args in argument_lists])
+        except self._ray.exceptions.RayTaskError as e:
+            # The job's own exception, as the in-process executor raises it (a BudgetError
+            # stays one; the CLI prints one line, not the worker's traceback).
+            raise e.cause from None
 
     def share(self, value):
         """Puts the value in Ray's object store once; tasks receive it resolved."""

@@ -97,6 +97,12 @@ class _Memo:
         return self.values[key]
 
 
+def absolute(path: str) -> str:
+    """Paths jobs receive must not depend on the working directory: a Ray worker's is
+    not the caller's (a relative --out failed there)."""
+    return os.path.abspath(path)
+
+
 def validation_set(data: Dataset, settings: SearchSettings, seed: int):
     train, val = validation_split(data, settings.val_fraction, seed)
     n = min(settings.val_images, len(val.y_test))
@@ -178,6 +184,7 @@ def run_search(base: SearchSpace, data: Dataset, budgets: Budgets, workdir: str,
     """The search. `executor` (search/parallel.py: Local, the default, or OnRay) runs the
     independent jobs: costing architectures, training a round's candidate spaces."""
     say = progress or (lambda text: None)
+    workdir, cost_cache = absolute(workdir), cost_cache and absolute(cost_cache)
     costs, train, val = prepare(base, data, budgets, workdir, settings, seed, say, executor,
                                 cost_cache)
     spaces = SpaceEvolution(base, train, val, budgets, costs, os.path.join(workdir, "spaces"),

@@ -160,14 +160,20 @@ def test_cli_search_fashion_mnist_missing(capsys, tmp_path, monkeypatch):
     assert "Fashion-MNIST is not installed" in line and "dataset-fashion-mnist" in line
 
 
-def test_search_end_to_end_on_ray_then_in_process_then_resumed(digits, tmp_path):
+def test_search_end_to_end_on_ray_then_in_process_then_resumed(digits, tmp_path,
+                                                               monkeypatch):
     """A tiny search on digits, its jobs on a local Ray with two workers: the chosen model
     fits its budget in TFLM. The same search in this process (no Ray) picks the same
     subnet (its weights differ by float rounding only: a worker's TensorFlow sums in
     another order; 5e-5 at most here, so the accuracies agree), and a rerun of the first
     in its own folder (a resume with everything done) ends with the same model, bit for
-    bit."""
+    bit. The Ray run is given a relative work folder (Ray workers have a working directory
+    of their own: `make demo`'s relative --out failed there), and a job's error reaches
+    the caller as the job's own exception, one line, not Ray's wrapper with the worker's
+    traceback."""
     import ray
+
+    from tflm_vit.units import parse_bytes
 
     from tflm_vit.search.parallel import Local, OnRay
     from tflm_vit.search.run import SearchSettings, run_search
@@ -178,10 +184,14 @@ def test_search_end_to_end_on_ray_then_in_process_then_resumed(digits, tmp_path)
     small = dataclasses.replace(digits, x_test=digits.x_test[:50], y_test=digits.y_test[:50])
     budgets = Budgets(sram=20_000, target="wheel")
     assert not ray.is_initialized()  # the CLI stops the Ray it starts
+    monkeypatch.chdir(tmp_path)
     with OnRay(workers=2) as on_ray:
         assert on_ray.workers == 2
-        r1 = run_search(DEFAULT_SPACE, small, budgets, str(tmp_path / "a"), settings, seed=1,
+        r1 = run_search(DEFAULT_SPACE, small, budgets, "a", settings, seed=1,
                         executor=on_ray)
+        with pytest.raises(ValueError) as error:
+            on_ray.map(parse_bytes, [("lots",)])
+        assert type(error.value) is ValueError and "\n" not in str(error.value)
     assert not ray.is_initialized()
     assert r1.deployment.arena_size <= 20_000
     assert r1.accuracy.arena_measured <= r1.deployment.arena_size
