@@ -131,6 +131,12 @@ def test_speed_r0_rows_regenerate_on_the_m7():
         want = next(c for c in kernels if (c["name"], c["cpu"], c["variant"])
                     == (k["name"], k["cpu"], k["variant"]))
         assert k["macs"] == want["macs"] and _close(k["instructions"], want["instructions"])
+    stock = json.loads((RESULTS / "kernel_speed.json").read_text())["stock_kernels"]
+    assert {k["variant"] for k in doc["stock_kernels"]} == {"stock_reference", "stock_cmsis_nn"}
+    for k in doc["stock_kernels"]:
+        want = next(c for c in stock if (c["name"], c["cpu"], c["variant"])
+                    == (k["name"], k["cpu"], k["variant"]))
+        assert k["macs"] == want["macs"] and _close(k["instructions"], want["instructions"])
 
 
 def test_search_models_recost_to_their_committed_figures():

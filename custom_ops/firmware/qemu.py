@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import os
 import pathlib
 import shutil
@@ -104,6 +105,7 @@ def build(cpu: str, kernels: str, targets=("tflm_vit_vector_tests", "tflm_vit_mo
     runner_ops = BUILD / "firmware" / "runner_ops"
     _write_runner_ops(runner_ops)
     variables.setdefault("TFLM_VIT_RUNNER_OPS_DIR", runner_ops)
+    _drop_objects_if_headers_changed(bindir(tree, cpu, kernels).parent)
     proc = subprocess.run(make_args(tree, cpu, kernels, **variables) + list(targets),
                           capture_output=True, text=True)
     if proc.returncode != 0:
@@ -112,6 +114,26 @@ def build(cpu: str, kernels: str, targets=("tflm_vit_vector_tests", "tflm_vit_mo
         raise FirmwareError(f"firmware build for {cpu} ({kernels}) failed: "
                             + "\n".join(errors[-15:] or proc.stderr.splitlines()[-15:]))
     return Build(cpu, kernels, bindir(tree, cpu, kernels))
+
+
+def _drop_objects_if_headers_changed(gen: pathlib.Path) -> None:
+    """TFLM's make has no header dependencies (its DEPDIR is never set), so after a
+    header of ours changes it would link objects compiled against the old one: a struct
+    that grew a field then reads as garbage in every file make did not recompile. So
+    when our headers differ from those of the last build in `gen`, our objects go."""
+    digest = hashlib.sha256()
+    for path in sorted(CUSTOM_OPS.rglob("*.h")):
+        digest.update(str(path.relative_to(CUSTOM_OPS)).encode() + b"\0" + path.read_bytes())
+    stamp = gen / "tflm_vit_headers.sha256"
+    if stamp.exists() and stamp.read_text() == digest.hexdigest():
+        return
+    ours = str(REPO).lstrip("/")  # objects mirror the absolute source path under obj/
+    objects = gen / "obj"
+    for obj in objects.rglob("*.o") if objects.exists() else ():
+        if ours in str(obj.relative_to(objects)):
+            obj.unlink()
+    gen.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(digest.hexdigest())
 
 
 def _write_runner_ops(folder: pathlib.Path) -> None:

@@ -25,9 +25,16 @@ typedef struct {
   const int32_t* shifts;      // [out_features]
   int32_t input_offset;       // minus the input zero point
   int32_t output_offset;      // the output zero point
+  // 1 when no channel shifts left (every shift <= 0), so CMSIS-NN's requantisation,
+  // which wraps a left-shifted accumulator where ours saturates, gives our integers and
+  // tv_linear_run_s8 may hand a whole token matrix to CMSIS-NN. Derived, not an input:
+  // tv_linear_s8 sets it; callers of tv_linear_run_s8 set it once from
+  // tv_linear_right_shifts_only (a TFLM op in Prepare). 0 is always correct.
+  int32_t right_shifts_only;
 } tv_linear_stage;
 
 tv_status tv_linear_validate(const tv_linear_stage* s, const char** what);
+int32_t tv_linear_right_shifts_only(const tv_linear_stage* s);
 
 // One token: out[o] = clamp(requant(bias[o] + sum_i w[o][i] * (in[i] + input_offset))
 // + output_offset). `out` must not overlap `in`.

@@ -13,8 +13,13 @@ const StageNames kStage = TV_STAGE_NAMES("linear");
 enum {
   kTokens = TV_LINEAR_TOKENS, kIn = TV_LINEAR_IN_FEATURES, kOut = TV_LINEAR_OUT_FEATURES,
   kInputOffset = TV_LINEAR_INPUT_OFFSET, kOutputOffset = TV_LINEAR_OUTPUT_OFFSET,
-  kFields = TV_LINEAR_FIELD_COUNT
+  kFields = TV_LINEAR_FIELD_COUNT,
+  // Prepare's finding, kept in the first option slot after the parsed fields: OpData's
+  // size is the memory model's (TV_OP_DATA_BYTES), so a new member would cost every op
+  // four bytes of arena.
+  kRightShiftsOnly = kFields
 };
+static_assert(kRightShiftsOnly < TV_OPTIONS_MAX_FIELDS, "no spare option slot");
 
 void* Init(Context* context, const char* buffer, size_t length) {
   return ParseOptions(context, kOp, TV_OP_LINEAR, kFields, buffer, length);
@@ -33,6 +38,8 @@ Status Prepare(Context* context, Node* node) {
       !CheckZeroPoint(kOp, "output", context, node, true, 0, f[kOutputOffset])) {
     return kError;
   }
+  const tv_linear_stage s = StageFromTensors(context, node, 1, f[kInputOffset], f[kOutputOffset]);
+  data->options.fields[kRightShiftsOnly] = tv_linear_right_shifts_only(&s);
   return RequestScratchBufferInArena(context, static_cast<size_t>(f[kOut]),
                                      &data->scratch_index);
 }
@@ -40,7 +47,8 @@ Status Prepare(Context* context, Node* node) {
 Status Eval(Context* context, Node* node) {
   const auto* data = static_cast<const OpData*>(node->user_data);
   const int32_t* f = data->options.fields;
-  const tv_linear_stage s = StageFromTensors(context, node, 1, f[kInputOffset], f[kOutputOffset]);
+  tv_linear_stage s = StageFromTensors(context, node, 1, f[kInputOffset], f[kOutputOffset]);
+  s.right_shifts_only = f[kRightShiftsOnly];
   const char* what = nullptr;
   if (tv_linear_run_s8(&s, f[kTokens], Data<int8_t>(Input(context, node, 0)),
                        MutableData<int8_t>(Output(context, node, 0)),

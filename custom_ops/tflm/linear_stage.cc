@@ -40,6 +40,7 @@ tv_linear_stage StageFromTensors(const Context* context, const Node* node, int f
   s.shifts = q + s.out_features;
   s.input_offset = input_offset;
   s.output_offset = output_offset;
+  s.right_shifts_only = 0;  // the ops that use it set it from what Prepare found
   return s;
 }
 

@@ -69,12 +69,16 @@ def _x(rng, *shape) -> np.ndarray:
     return rng.integers(-128, 128, shape).astype(np.int8)
 
 
-def _stage(rng, n_in, n_out, bias=True) -> L.Stage:
-    return L.make_stage(rng.integers(-127, 128, (n_out, n_in)).astype(np.int8),
-                        rng.integers(-30000, 30000, n_out) if bias else None,
-                        rng.uniform(0.005, 0.1), int(rng.integers(-128, 128)),
-                        rng.uniform(5e-4, 5e-3, n_out), rng.uniform(0.01, 0.2),
-                        int(rng.integers(-128, 128)))
+def _stage(rng, n_in, n_out, bias=True, grows=False) -> L.Stage:
+    """A random stage; `grows`: one channel's scale grows (multiplier > 1, a left shift),
+    which keeps the CMSIS-NN build off its matrix path for the whole stage."""
+    w, b = (rng.integers(-127, 128, (n_out, n_in)).astype(np.int8),
+            rng.integers(-30000, 30000, n_out) if bias else None)
+    in_scale, in_zp = rng.uniform(0.005, 0.1), int(rng.integers(-128, 128))
+    w_scales, out_scale = rng.uniform(5e-4, 5e-3, n_out), rng.uniform(0.01, 0.2)
+    if grows:
+        w_scales[rng.integers(0, n_out)] = 3 * out_scale / in_scale
+    return L.make_stage(w, b, in_scale, in_zp, w_scales, out_scale, int(rng.integers(-128, 128)))
 
 
 def _case(rng, kind: str) -> tuple[_Tape, np.ndarray]:
@@ -86,7 +90,7 @@ def _case(rng, kind: str) -> tuple[_Tape, np.ndarray]:
         t.i32(tokens, int(rng.integers(0, 2)))
         t.array(x)
         if kind == "linear":
-            s = _stage(rng, n_in, n_out, bool(rng.integers(0, 2)))
+            s = _stage(rng, n_in, n_out, bool(rng.integers(0, 2)), bool(rng.integers(0, 2)))
             t.stage(s)
             return t, L.linear_ref(x, s)
         u, v = _stage(rng, n_in, int(rng.integers(1, 16)), False), None
