@@ -62,7 +62,9 @@ static owned_stage make_stage(int32_t in, int32_t out) {
     o.m[i] = rnd_range(1 << 30, 2147483647);
     o.sh[i] = rnd_range(-12, -6);
   }
-  o.s = (tv_linear_stage){in, out, o.w, o.b, o.m, o.sh, rnd_range(-127, 128), rnd_range(-128, 127)};
+  // right_shifts_only 0: tv_linear_s8 derives it.
+  o.s = (tv_linear_stage){in, out, o.w, o.b, o.m, o.sh, rnd_range(-127, 128),
+                          rnd_range(-128, 127), 0};
   return o;
 }
 static void free_stage(owned_stage* o) { free(o->w); free(o->b); free(o->m); free(o->sh); }

@@ -70,6 +70,7 @@ static tv_linear_stage next_stage(tape* t) {
   s.bias = (const int32_t*)next_array(t, &n);
   s.multipliers = (const int32_t*)next_array(t, &n);
   s.shifts = (const int32_t*)next_array(t, &n);
+  s.right_shifts_only = 0;  // tv_linear_s8 derives it
   return s;
 }
 
