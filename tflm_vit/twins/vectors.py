@@ -70,14 +70,15 @@ def _x(rng, *shape) -> np.ndarray:
 
 
 def _stage(rng, n_in, n_out, bias=True, grows=False) -> L.Stage:
-    """A random stage; `grows`: one channel's scale grows (multiplier > 1, a left shift),
-    which keeps the CMSIS-NN build off its matrix path for the whole stage."""
+    """A random stage; `grows`: one channel's scale grows 2^20-fold (a left shift of 21,
+    which overflows int32 for most accumulators: our requantisation saturates where
+    CMSIS-NN's wraps), which must keep the CMSIS-NN build off its matrix path."""
     w, b = (rng.integers(-127, 128, (n_out, n_in)).astype(np.int8),
             rng.integers(-30000, 30000, n_out) if bias else None)
     in_scale, in_zp = rng.uniform(0.005, 0.1), int(rng.integers(-128, 128))
     w_scales, out_scale = rng.uniform(5e-4, 5e-3, n_out), rng.uniform(0.01, 0.2)
     if grows:
-        w_scales[rng.integers(0, n_out)] = 3 * out_scale / in_scale
+        w_scales[rng.integers(0, n_out)] = 2.0**20 * out_scale / in_scale
     return L.make_stage(w, b, in_scale, in_zp, w_scales, out_scale, int(rng.integers(-128, 128)))
 
 
