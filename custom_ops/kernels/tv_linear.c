@@ -69,10 +69,8 @@ tv_status tv_linear_run_s8(const tv_linear_stage* s, int32_t tokens, const int8_
   // each weight load serves two tokens, and adds the input offset as a per-row weight
   // sum. (Its vector-matrix kernel, one token at a time, counted slower than
   // tv_linear_row_s8 on the M7, so token-overwriting runs stay on ours.)
-  const uintptr_t in0 = (uintptr_t)input, out0 = (uintptr_t)output;
-  const int apart = in0 >= out0 + (uintptr_t)tokens * (uintptr_t)s->out_features ||
-                    out0 >= in0 + (uintptr_t)tokens * (uintptr_t)s->in_features;
-  if (apart && tokens > 1 && s->right_shifts_only && input != NULL && output != NULL) {
+  if (tokens > 1 && s->right_shifts_only && input != NULL && output != NULL &&
+      !tv_token_rows_overlap(input, s->in_features, output, s->out_features, tokens)) {
     arm_nn_mat_mult_nt_t_s8(input, s->weights, s->bias, output, s->multipliers, s->shifts,
                             tokens, s->out_features, s->in_features, s->input_offset,
                             s->output_offset, -128, 127, s->out_features, s->in_features);

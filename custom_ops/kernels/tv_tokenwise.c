@@ -8,18 +8,13 @@ tv_status tv_for_each_token(tv_token_fn fn, const void* ctx, int32_t tokens,
                             const char** what) {
   TV_REQUIRE(tokens > 0, "tokens must be > 0");
   TV_REQUIRE(input != NULL && output != NULL, "input and output must not be NULL");
-  // Addresses compared as integers: the two may or may not be one object.
-  const uintptr_t in0 = (uintptr_t)input, out0 = (uintptr_t)output;
-  const uintptr_t in1 = in0 + (uintptr_t)tokens * (uintptr_t)in_width;
-  const uintptr_t out1 = out0 + (uintptr_t)tokens * (uintptr_t)out_width;
-  const int overlap = in0 < out1 && out0 < in1;
-  if (!overlap) {
+  if (!tv_token_rows_overlap(input, in_width, output, out_width, tokens)) {
     for (int32_t t = 0; t < tokens; ++t) {
       fn(ctx, input + (size_t)t * in_width, output + (size_t)t * out_width, scratch);
     }
     return TV_OK;
   }
-  TV_REQUIRE(in0 == out0, "output overlaps input but does not start at it");
+  TV_REQUIRE(input == output, "output overlaps input but does not start at it");
   TV_REQUIRE(row_buffer != NULL, "in-place run needs a row buffer");
   const int forward = out_width <= in_width;
   for (int32_t i = 0; i < tokens; ++i) {
