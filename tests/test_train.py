@@ -6,10 +6,17 @@ import tensorflow as tf
 
 from tflm_vit.errors import ConfigError
 from tflm_vit.space import SearchSpace
-from tflm_vit.train import TrainConfig, load_supernet, sandwich_configs, train_supernet
+from tflm_vit.recipe import Recipe
+from tflm_vit.train import (SUPERNET_RECIPE, TrainConfig, load_supernet, sandwich_configs,
+                             train_supernet)
 
 TINY = SearchSpace(resolution=[16], patch_size=[4, 8], embed_dim=[16, 32], depth=[1, 2],
                    num_heads=[1, 2], mlp_ratio=[1.0, 2.0], rank_ratio=[0.5, 1.0])
+
+
+def _batch(n: int) -> Recipe:
+    import dataclasses
+    return dataclasses.replace(SUPERNET_RECIPE, batch_size=n)
 
 
 def _small(digits, n=128):
@@ -27,14 +34,14 @@ def test_mirrored_strategy_train_checkpoint_and_resume(digits, tmp_path):
     assert strategy.num_replicas_in_sync == 2
     ckpt = str(tmp_path / "ckpt")
     data = _small(digits)
-    cfg = TrainConfig(steps=6, batch_size=8, log_every=2, checkpoint_dir=ckpt,
+    cfg = TrainConfig(steps=6, recipe=_batch(8), log_every=2, checkpoint_dir=ckpt,
                       checkpoint_every=3)
     net, hist = train_supernet(TINY, data, cfg, strategy=strategy, progress=False)
     assert [h["step"] for h in hist] == [2, 4, 6]
     assert all(np.isfinite(h["loss"]) for h in hist)
     assert tf.train.latest_checkpoint(ckpt).endswith("-6")
     # Resume: a longer run starts at step 6, not 0.
-    cfg2 = TrainConfig(steps=8, batch_size=8, log_every=2, checkpoint_dir=ckpt)
+    cfg2 = TrainConfig(steps=8, recipe=_batch(8), log_every=2, checkpoint_dir=ckpt)
     net, hist2 = train_supernet(TINY, data, cfg2, strategy=strategy, progress=False)
     assert [h["step"] for h in hist2] == [8]
     # The checkpoint reloads into a supernet with the same weights.
@@ -49,7 +56,7 @@ def test_training_reduces_loss(digits):
     # 240 steps, last 4 logged losses: 120 steps left the margin to one noisy batch
     # (the sandwich loss of random subnets), and the test failed now and then.
     _, hist = train_supernet(TINY, _small(digits, 512),
-                             TrainConfig(steps=240, batch_size=32, log_every=10),
+                             TrainConfig(steps=240, recipe=_batch(32), log_every=10),
                              progress=False)
     first = np.mean([h["loss"] for h in hist[:2]])
     last = np.mean([h["loss"] for h in hist[-4:]])
@@ -58,11 +65,11 @@ def test_training_reduces_loss(digits):
 
 def test_resume_with_another_space_is_refused(digits, tmp_path):
     ckpt = str(tmp_path / "c")
-    train_supernet(TINY, _small(digits, 32), TrainConfig(steps=1, batch_size=8,
+    train_supernet(TINY, _small(digits, 32), TrainConfig(steps=1, recipe=_batch(8),
                                                           checkpoint_dir=ckpt), progress=False)
     other = SearchSpace.from_dict({**TINY.to_dict(), "embed_dim": [16]})
     with pytest.raises(ConfigError, match="space"):
-        train_supernet(other, _small(digits, 32), TrainConfig(steps=2, batch_size=8,
+        train_supernet(other, _small(digits, 32), TrainConfig(steps=2, recipe=_batch(8),
                                                                checkpoint_dir=ckpt),
                        progress=False)
 
@@ -70,7 +77,7 @@ def test_resume_with_another_space_is_refused(digits, tmp_path):
 def test_bad_batch_split_is_clear(digits):
     strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     with pytest.raises(ConfigError, match="batch_size"):
-        train_supernet(TINY, _small(digits, 32), TrainConfig(steps=1, batch_size=7),
+        train_supernet(TINY, _small(digits, 32), TrainConfig(steps=1, recipe=_batch(7)),
                        strategy=strategy, progress=False)
 
 

@@ -17,6 +17,15 @@ import os
 import numpy as np
 
 from tflm_vit.errors import DataError
+from tflm_vit.recipe import Augmentation, NO_AUGMENTATION
+
+# Per-dataset augmentation (recipe.py): a shift of a few pixels keeps any class; a mirror
+# keeps a garment's, not a digit's (a 2 mirrored is no digit). A folder of photos is
+# padded with grey (0.0 in [-1, 1]), the grey datasets with their black background.
+DIGITS_AUGMENTATION = Augmentation(translate=2, hflip=False)
+IDX_AUGMENTATION = Augmentation(translate=2, hflip=False)
+FASHION_MNIST_AUGMENTATION = Augmentation(translate=2, hflip=True)
+FOLDER_AUGMENTATION = Augmentation(translate=2, hflip=False, fill=0.0)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".ppm", ".pgm", ".tif", ".tiff")
 
@@ -29,6 +38,8 @@ class Dataset:
     x_test: np.ndarray
     y_test: np.ndarray
     class_names: list[str]
+    # What its images tolerate in training (tflm_vit/recipe.py); none unless known.
+    augmentation: Augmentation = NO_AUGMENTATION
 
     @property
     def num_classes(self) -> int:
@@ -73,7 +84,8 @@ def load_digits(resolution: int = 32, test_fraction: float = 0.2, seed: int = 0)
     x = _resize(x, resolution).astype(np.float32)
     y = d.target.astype(np.int32)
     x_tr, x_te, y_tr, y_te = _split(x, y, test_fraction, seed)
-    return Dataset("digits", x_tr, y_tr, x_te, y_te, [str(i) for i in range(10)])
+    return Dataset("digits", x_tr, y_tr, x_te, y_te, [str(i) for i in range(10)],
+                   DIGITS_AUGMENTATION)
 
 
 def load_image_folder(path: str, resolution: int = 32, test_fraction: float = 0.2,
@@ -106,7 +118,8 @@ def load_image_folder(path: str, resolution: int = 32, test_fraction: float = 0.
     if min(np.bincount(y)) < 2:
         raise DataError(f"{path}: every class needs at least 2 images for a train/test split")
     x_tr, x_te, y_tr, y_te = _split(x.astype(np.float32), y, test_fraction, seed, path)
-    return Dataset(os.path.basename(os.path.normpath(path)), x_tr, y_tr, x_te, y_te, classes)
+    return Dataset(os.path.basename(os.path.normpath(path)), x_tr, y_tr, x_te, y_te, classes,
+                   FOLDER_AUGMENTATION)
 
 
 # Fashion-MNIST as Debian's dataset-fashion-mnist installs it, and the four files' names.
@@ -154,8 +167,9 @@ def is_idx_folder(path: str) -> bool:
         f.startswith(IDX_FILES["x_train"]) for f in os.listdir(path))
 
 
-def load_idx_folder(folder: str, resolution: int = 28, name: str | None = None,
-                    class_names: list[str] | None = None) -> Dataset:
+def load_idx_folder(folder: str, resolution: int | None = 28, name: str | None = None,
+                    class_names: list[str] | None = None,
+                    augmentation: Augmentation = IDX_AUGMENTATION) -> Dataset:
     """An MNIST-style IDX dataset: its own train and test split, grey images (N, H, W)
     as one channel, labels 0..K-1."""
     arrays = {k: read_idx(_idx_file(folder, stem)) for k, stem in IDX_FILES.items()}
@@ -171,6 +185,12 @@ def load_idx_folder(folder: str, resolution: int = 28, name: str | None = None,
     if arrays["y_train"].min() < 0 or arrays["y_test"].min() < 0:
         raise DataError(f"{folder}: labels must be 0..K-1, found a negative one")
 
+    if resolution is None:  # the files' own size
+        if arrays["x_train"].shape[1] != arrays["x_train"].shape[2]:
+            raise DataError(f"{folder}: images are {arrays['x_train'].shape[1]} x "
+                            f"{arrays['x_train'].shape[2]}; give a square resolution")
+        resolution = int(arrays["x_train"].shape[1])
+
     def images(x):
         x01 = (x.astype(np.float32) / 255.0)[..., np.newaxis]
         if x.shape[1:] == (resolution, resolution):
@@ -180,10 +200,11 @@ def load_idx_folder(folder: str, resolution: int = 28, name: str | None = None,
     names = class_names if class_names and len(class_names) == k else [str(i) for i in range(k)]
     return Dataset(name or os.path.basename(os.path.normpath(folder)),
                    images(arrays["x_train"]), arrays["y_train"].astype(np.int32),
-                   images(arrays["x_test"]), arrays["y_test"].astype(np.int32), names)
+                   images(arrays["x_test"]), arrays["y_test"].astype(np.int32), names,
+                   augmentation)
 
 
-def load_fashion_mnist(resolution: int = 28, folder: str | None = None) -> Dataset:
+def load_fashion_mnist(resolution: int | None = 28, folder: str | None = None) -> Dataset:
     """Fashion-MNIST (60,000 train / 10,000 test 28x28 grey images, 10 classes) from
     `folder` (default: where Debian installs it)."""
     folder = folder or FASHION_MNIST_DIR
@@ -191,7 +212,8 @@ def load_fashion_mnist(resolution: int = 28, folder: str | None = None) -> Datas
         raise DataError(f"Fashion-MNIST is not installed ({folder} missing): run `apt-get "
                         "install dataset-fashion-mnist` (Debian), or give --data a folder "
                         f"holding its four IDX files ({', '.join(IDX_FILES.values())})")
-    return load_idx_folder(folder, resolution, "fashion-mnist", FASHION_MNIST_CLASSES)
+    return load_idx_folder(folder, resolution, "fashion-mnist", FASHION_MNIST_CLASSES,
+                           FASHION_MNIST_AUGMENTATION)
 
 
 def validation_split(data: Dataset, fraction: float = 0.1, seed: int = 0
@@ -206,13 +228,18 @@ def validation_split(data: Dataset, fraction: float = 0.1, seed: int = 0
     return train, val
 
 
-def load_dataset(source: str | None, resolution: int, seed: int = 0) -> Dataset:
+NATIVE_RESOLUTION = {"digits": 32, "folder": 32}  # IDX data: the files' own size
+
+
+def load_dataset(source: str | None, resolution: int | None, seed: int = 0) -> Dataset:
     """'digits' (or None) for the built-in data, 'fashion-mnist' for Debian's install, a
-    folder of IDX files, or a folder with one sub-folder of images per class."""
+    folder of IDX files, or a folder with one sub-folder of images per class; at
+    `resolution`, or None for the data's own (IDX files' image size; 32 px for digits,
+    which are 8 x 8 upscaled, and for image folders)."""
     if source in (None, "", "digits"):
-        return load_digits(resolution, seed=seed)
+        return load_digits(resolution or NATIVE_RESOLUTION["digits"], seed=seed)
     if source == "fashion-mnist":
         return load_fashion_mnist(resolution)
     if is_idx_folder(source):
         return load_idx_folder(source, resolution)
-    return load_image_folder(source, resolution, seed=seed)
+    return load_image_folder(source, resolution or NATIVE_RESOLUTION["folder"], seed=seed)

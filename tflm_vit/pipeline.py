@@ -15,6 +15,7 @@ import numpy as np
 from tflm_vit.config import SubnetConfig
 
 VERIFY_IMAGES = 8  # real images a conversion is verified on
+CALIBRATION_IMAGES = 200  # training images the int8 export calibrates its ranges on
 
 
 @dataclasses.dataclass
@@ -112,3 +113,12 @@ def measure(deployment: Deployment, net, images: np.ndarray, labels: np.ndarray,
         stock_top1 = evaluate.compare(float_logits, qs, s_scale, s_zp, labels).int8_accuracy
     return Accuracy(len(x), ours.float_accuracy, stock_top1, ours.int8_accuracy,
                     ours.top1_agreement, runtime.allocations(deployment.model).total)
+
+
+def quantisation_loss(deployment: Deployment, net, images: np.ndarray,
+                      labels: np.ndarray) -> dict:
+    """Float top-1 against the deployed int8 model's in TFLM on held-out images (the
+    validation split: what the search may look at), and the loss between them."""
+    a = measure(deployment, net, images, labels, run_stock=False)
+    return {"images": a.images, "float_top1": a.float_top1, "int8_top1": a.top1,
+            "loss": a.float_top1 - a.top1}

@@ -16,22 +16,26 @@ import dataclasses
 import json
 import os
 
-import keras
 import numpy as np
 import tensorflow as tf
 
 from tflm_vit.data import Dataset
 from tflm_vit.errors import ConfigError
+from tflm_vit.recipe import Recipe
 from tflm_vit.space import SearchSpace
 from tflm_vit.supernet.model import CONFIG_KEYS, ViTSupernet, encode_config
+
+
+# The supernet's recipe: the final trainings' (recipe.py) at a smaller batch and a higher
+# peak rate (it trains for fewer steps), without XLA (its shapes follow the sampled
+# subnet, which XLA cannot compile).
+SUPERNET_RECIPE = Recipe(learning_rate=2e-3, batch_size=64, warmup=0.05, jit_compile=False)
 
 
 @dataclasses.dataclass
 class TrainConfig:
     steps: int = 600
-    batch_size: int = 64  # global, over all replicas
-    learning_rate: float = 3e-3
-    weight_decay: float = 0.05
+    recipe: Recipe = SUPERNET_RECIPE  # batch size (global, over all replicas), rate, ...
     num_random: int = 2  # random subnets per step, besides the largest and smallest
     seed: int = 0
     checkpoint_dir: str | None = None
@@ -39,20 +43,33 @@ class TrainConfig:
     log_every: int = 20
 
     def __post_init__(self):
-        for f in ("steps", "batch_size", "checkpoint_every", "log_every"):
+        for f in ("steps", "checkpoint_every", "log_every"):
             if int(getattr(self, f)) <= 0:
                 raise ConfigError(f, f"must be positive, got {getattr(self, f)}")
         if self.num_random < 0:
             raise ConfigError("num_random", "must be >= 0")
-        if not self.learning_rate > 0:
-            raise ConfigError("learning_rate", "must be positive")
+
+    @property
+    def batch_size(self) -> int:
+        return self.recipe.batch_size
+
+    @classmethod
+    def epochs(cls, epochs: float, images: int, recipe: Recipe = SUPERNET_RECIPE, **kw):
+        """The steps of `epochs` passes over `images` training images."""
+        if not epochs > 0:
+            raise ConfigError("epochs", f"must be positive, got {epochs}")
+        return cls(steps=max(1, round(epochs * images / recipe.batch_size)), recipe=recipe,
+                   **kw)
 
 
-def sandwich_configs(space: SearchSpace, rng: np.random.Generator, num_random: int) -> dict:
-    """[largest, smallest, random...] encoded and stacked along a leading axis."""
+def sandwich_configs(space: SearchSpace, rng: np.random.Generator, num_random: int,
+                     net_space: SearchSpace | None = None) -> dict:
+    """[largest, smallest, random...] of `space` encoded for a supernet of `net_space`
+    (default: `space`; a larger space whose subspace `space` is) and stacked along a
+    leading axis."""
     configs = [space.largest(), space.smallest()] + [space.sample(rng)
                                                      for _ in range(num_random)]
-    enc = [encode_config(c, space) for c in configs]
+    enc = [encode_config(c, net_space or space) for c in configs]
     return {k: np.stack([e[k] for e in enc]) for k in CONFIG_KEYS}
 
 
@@ -100,16 +117,27 @@ def load_supernet(directory: str) -> ViTSupernet:
 
 def train_supernet(space: SearchSpace, data: Dataset, cfg: TrainConfig = TrainConfig(),
                    strategy: tf.distribute.Strategy | None = None, progress: bool = True,
-                   supernet: ViTSupernet | None = None, only=None):
+                   supernet: ViTSupernet | None = None, only=None, teacher=None):
     """Train (or resume, if cfg.checkpoint_dir holds a checkpoint). Returns
     (supernet, history) with history a list of {step, loss, largest_acc}.
 
     `supernet` may be built on a larger space than `space` (its weights cover every
     subnet of `space`): a search trains one candidate space's subnets on it. `only` (a
-    SubnetConfig) fine-tunes that one subnet on the labels instead of the sandwich."""
+    SubnetConfig) trains that one subnet on the labels instead of the sandwich.
+    `teacher` (tflm_vit.teacher.Teacher of data's training images): the largest subnet
+    (or `only`) also learns from its soft targets, with cfg.recipe.distillation's weight.
+
+    Batches come from a permutation per epoch keyed on (seed, epoch) and augmentations
+    from (seed, step), so a resumed run trains on exactly what an uninterrupted one does."""
+    from tflm_vit.recipe import augment, epoch_batches, optimizer, smoothed, \
+        soft_cross_entropy, student_loss
     if data.num_classes != space.num_classes:
         raise ConfigError("num_classes", f"space has {space.num_classes} classes, data "
                           f"'{data.name}' has {data.num_classes}")
+    if teacher is not None and len(teacher.probs) != len(data.y_train):
+        raise ConfigError("teacher", f"holds {len(teacher.probs)} soft targets, the training "
+                          f"set has {len(data.y_train)} images")
+    recipe = cfg.recipe
     strategy = strategy or tf.distribute.get_strategy()
     replicas = strategy.num_replicas_in_sync
     if cfg.batch_size % replicas:
@@ -119,10 +147,7 @@ def train_supernet(space: SearchSpace, data: Dataset, cfg: TrainConfig = TrainCo
         space.validate(only)
     with strategy.scope():
         net = supernet or ViTSupernet(space)
-        opt = keras.optimizers.AdamW(
-            keras.optimizers.schedules.CosineDecay(cfg.learning_rate, cfg.steps,
-                                                   warmup_target=None),
-            weight_decay=cfg.weight_decay)
+        opt = optimizer(recipe, cfg.steps)
         opt.build(net.trainable_variables)
         step_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
     ckpt = tf.train.Checkpoint(variables=checkpoint_variables(net), optimizer=opt,
@@ -134,35 +159,36 @@ def train_supernet(space: SearchSpace, data: Dataset, cfg: TrainConfig = TrainCo
         if manager.latest_checkpoint:
             ckpt.restore(manager.latest_checkpoint)
 
-    ds = (tf.data.Dataset.from_tensor_slices((data.x_train, data.y_train))
-          .shuffle(len(data.x_train), seed=cfg.seed, reshuffle_each_iteration=True)
-          .repeat().batch(cfg.batch_size, drop_remainder=True).prefetch(2))
-    it = iter(strategy.experimental_distribute_dataset(ds))
     n_sub = 1 if only is not None else 2 + cfg.num_random
+    aug = data.augmentation if recipe.augment else None
+    probs = teacher.probs if teacher is not None and recipe.distillation > 0 else None
+    per_epoch = len(data.y_train) // cfg.batch_size
+    if per_epoch == 0:
+        epoch_batches(len(data.y_train), cfg.batch_size, cfg.seed, 0)  # the clear error
 
     def subnets(rng):
         if only is not None:
-            enc = encode_config(only, space)
+            enc = encode_config(only, net.space)
             return {k: v[np.newaxis] for k, v in enc.items()}
-        return sandwich_configs(space, rng, cfg.num_random)
+        return sandwich_configs(space, rng, cfg.num_random, net.space)
 
-    def step_fn(x, y, cfgs):
+    def step_fn(x, y, t, key, cfgs):
+        if aug is not None:
+            x = augment(x, aug, key)
         with tf.GradientTape() as tape:
             total = 0.0
-            teacher = None
+            largest = None
             for s in range(n_sub):
                 logits = net(x, {k: v[s] for k, v in cfgs.items()})
-                if teacher is None:  # the largest subnet learns from the labels
-                    per_ex = tf.keras.losses.sparse_categorical_crossentropy(
-                        y, logits, from_logits=True)
-                    teacher = tf.stop_gradient(tf.nn.softmax(logits))
+                if largest is None:  # the largest subnet learns from labels (and teacher)
+                    per_ex = student_loss(recipe, y, logits,
+                                          t if probs is not None else None)
+                    largest = tf.stop_gradient(tf.nn.softmax(logits))
                     acc = tf.reduce_sum(tf.cast(tf.equal(
                         tf.argmax(logits, -1, output_type=tf.int32), y), tf.float32))
                 else:  # the others learn from the labels and distil from it
-                    per_ex = 0.5 * (tf.keras.losses.categorical_crossentropy(
-                        teacher, logits, from_logits=True)
-                        + tf.keras.losses.sparse_categorical_crossentropy(
-                            y, logits, from_logits=True))
+                    per_ex = 0.5 * (soft_cross_entropy(largest, logits) + soft_cross_entropy(
+                        smoothed(y, space.num_classes, recipe.label_smoothing), logits))
                 total += tf.nn.compute_average_loss(per_ex, global_batch_size=cfg.batch_size)
         variables = net.trainable_variables
         grads = tape.gradient(total, variables)
@@ -170,26 +196,47 @@ def train_supernet(space: SearchSpace, data: Dataset, cfg: TrainConfig = TrainCo
         return total, acc
 
     @tf.function
-    def train_step(batch, cfgs):
-        loss, acc = strategy.run(step_fn, args=(batch[0], batch[1], cfgs))
+    def train_step(x, y, t, key, cfgs):
+        loss, acc = strategy.run(step_fn, args=(x, y, t, key, cfgs))
         return (strategy.reduce(tf.distribute.ReduceOp.SUM, loss, axis=None),
                 strategy.reduce(tf.distribute.ReduceOp.SUM, acc, axis=None) / cfg.batch_size)
+
+    def batch(step: int):
+        """This step's images, labels, teacher targets and augmentation key, split over
+        the replicas."""
+        epoch, i = divmod(step, per_epoch)
+        idx = epoch_batches(len(data.y_train), cfg.batch_size, cfg.seed, epoch)[i]
+        x, y = data.x_train[idx], data.y_train[idx].astype(np.int32)
+        t = (probs[idx] if probs is not None
+             else np.zeros((len(idx), space.num_classes), np.float32))
+        if replicas == 1:
+            return (tf.constant(x), tf.constant(y), tf.constant(t),
+                    tf.constant([cfg.seed, step], tf.int32))
+        per = cfg.batch_size // replicas
+
+        def part(ctx):
+            r = ctx.replica_id_in_sync_group
+            sl = slice(r * per, (r + 1) * per)
+            return (tf.constant(x[sl]), tf.constant(y[sl]), tf.constant(t[sl]),
+                    tf.constant([cfg.seed, step * replicas + r], tf.int32))
+        return strategy.experimental_distribute_values_from_function(part)
 
     history = []
     start = int(step_var.numpy())
     bar = _progress(progress)
     with bar:
-        task = bar.add_task("supernet", total=cfg.steps, completed=start, loss=0.0, acc=0.0)
+        task = bar.add_task("supernet", total=cfg.steps, completed=start, loss=0.0, acc=0.0,
+                            epoch=f"{start / per_epoch:.1f}")
         for step in range(start, cfg.steps):
             rng = np.random.default_rng([cfg.seed, step])  # resumable sampling
             cfgs = {k: tf.constant(v) for k, v in subnets(rng).items()}
-            loss, acc = train_step(next(it), cfgs)
+            loss, acc = train_step(*batch(step), cfgs)
             step_var.assign(step + 1)
             if (step + 1) % cfg.log_every == 0 or step + 1 == cfg.steps:
                 history.append({"step": step + 1, "loss": float(loss),
                                 "largest_acc": float(acc)})
                 bar.update(task, loss=float(loss), acc=float(acc))
-            bar.update(task, completed=step + 1)
+            bar.update(task, completed=step + 1, epoch=f"{(step + 1) / per_epoch:.1f}")
             if manager and ((step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps):
                 manager.save(checkpoint_number=step + 1)
     return net, history
@@ -199,6 +246,7 @@ def _progress(enabled: bool):
     from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
                                TimeRemainingColumn)
     return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("epoch {task.fields[epoch]}"),
                     TextColumn("loss {task.fields[loss]:.3f} acc {task.fields[acc]:.2f}"),
                     TimeRemainingColumn(), disable=not enabled)
 
