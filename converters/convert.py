@@ -19,7 +19,8 @@ from tflm_vit.twins import options as tv_options
 from tflm_vit.tflite_model import load_model
 
 # Ops that stay as they are: stock int8 TFLM builtins that need no custom op.
-KEPT_KINDS = {pat.RESIDUAL_ADD: "stock int8 ADD, no custom op needed",
+KEPT_KINDS = {pat.STEM: "convolutional stem: stock int8 CONV_2D (CMSIS-NN's on Cortex-M)",
+              pat.RESIDUAL_ADD: "stock int8 ADD, no custom op needed",
               pat.MEAN_POOL: "stock int8 MEAN over tokens, no custom op needed"}
 
 

@@ -21,6 +21,7 @@ LINEAR = "linear"
 LOW_RANK_LINEAR = "low_rank_linear"
 PATCH_EMBEDDING = "patch_embedding"
 RESIDUAL_ADD = "residual_add"
+STEM = "stem"
 MEAN_POOL = "mean_pool"
 
 
@@ -237,10 +238,23 @@ def _patch_embeddings(g: _Graph) -> list[Match]:
     return found
 
 
+def _stems(g: _Graph, patch_embeddings: list[Match]) -> list[Match]:
+    """CONV_2D (a convolutional stem: early convolutions) whose output only the patch
+    embedding reads."""
+    found = []
+    for m in patch_embeddings:
+        p = g.producer.get(m.input)
+        if (p is not None and g.name(p) == "CONV_2D" and len(g.act_inputs(p)) == 1
+                and g.only_consumer(m.input) == m.ops[0]):
+            found.append(Match(STEM, (p,), g.act_inputs(p)[0], m.input))
+    return found
+
+
 def find_patterns(info: ModelInfo) -> list[Match]:
     """Every pattern in the model, each operator in at most one match, in op order."""
     g = _Graph(info)
-    matches = _patch_embeddings(g) + _layernorms(g) + _gelus(g) + _attentions(g)
+    patches = _patch_embeddings(g)
+    matches = patches + _stems(g, patches) + _layernorms(g) + _gelus(g) + _attentions(g)
     taken = {i for m in matches for i in m.ops}
     matches += _linears(g, taken)
     taken = {i for m in matches for i in m.ops}

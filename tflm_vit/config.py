@@ -51,7 +51,9 @@ def low_rank(ratio: float, n_in: int, n_out: int) -> int:
 
 @dataclasses.dataclass(frozen=True)
 class SubnetConfig:
-    """One subnet: token count (resolution / patch), width, depth, heads, MLP, rank.
+    """One subnet: token count (resolution / patch), width, depth, heads, MLP, rank, and
+    an optional convolutional stem (early convolutions: a 3x3 convolution with ReLU at full
+    resolution, whose feature map the patch embedding then reads).
 
     num_heads and mlp_ratio are per layer (AutoFormer); a scalar is broadcast.
     rank_ratio factorises the MLP linears; 1.0 keeps them dense.
@@ -64,6 +66,7 @@ class SubnetConfig:
     num_heads: Sequence[int]
     mlp_ratio: Sequence[float]
     rank_ratio: float = DENSE_RANK_RATIO
+    stem: int = 0  # channels of a 3x3 convolution + ReLU before the patch embedding; 0: none
 
     def __post_init__(self):
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 (frozen dataclass)
@@ -91,6 +94,10 @@ class SubnetConfig:
             if not r > 0 or int(r * self.embed_dim) < 1:
                 raise ConfigError(f"mlp_ratio[{i}]", f"must give a hidden width >= 1, got {r}")
         set_("mlp_ratio", ratios)
+        stem = _as_int("stem", self.stem)
+        if stem < 0:
+            raise ConfigError("stem", f"must be >= 0 channels (0: no stem), got {stem}")
+        set_("stem", stem)
         rank = _as_float("rank_ratio", self.rank_ratio)
         if not 0.0 < rank <= 1.0:
             raise ConfigError("rank_ratio", f"must be in (0, 1], got {rank}")
@@ -120,6 +127,8 @@ class SubnetConfig:
         d = dataclasses.asdict(self)
         d["num_heads"] = list(self.num_heads)
         d["mlp_ratio"] = list(self.mlp_ratio)
+        if not self.stem:  # configs without a stem read as they always have
+            del d["stem"]
         return d
 
     @classmethod
@@ -150,5 +159,6 @@ class SubnetConfig:
         """Compact human-readable form used in tables and logs."""
         heads = self.num_heads[0] if len(set(self.num_heads)) == 1 else list(self.num_heads)
         mlp = self.mlp_ratio[0] if len(set(self.mlp_ratio)) == 1 else list(self.mlp_ratio)
-        return (f"{self.resolution}/{self.patch_size} d{self.embed_dim} L{self.depth} "
+        stem = f" stem{self.stem}" if self.stem else ""
+        return (f"{self.resolution}/{self.patch_size}{stem} d{self.embed_dim} L{self.depth} "
                 f"h{heads} mlp{mlp} r{self.rank_ratio:g}")

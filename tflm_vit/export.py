@@ -7,6 +7,7 @@ representative dataset.
 
 Op pattern of the result (the converter finds these sequences again; see
 converters/patterns.py, which checks them):
+  stem             CONV_2D (3x3, SAME, fused ReLU), only in subnets with a stem
   patch embedding  CONV_2D -> RESHAPE -> ADD(position embedding constant)
   LayerNorm        MEAN -> DEQUANTIZE -> NEG -> QUANTIZE -> SQUARED_DIFFERENCE -> MEAN
                    -> ADD(eps) -> RSQRT -> MUL -> MUL -> MUL -> ADD

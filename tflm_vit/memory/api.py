@@ -37,11 +37,10 @@ def plan_model(model, budget: int | None = None, exact: bool | None = None,
     only when the heuristic is above the bound, True always, False never. The plan (the
     head) is the same on every target; the arena to give TFLM differs by the tail."""
     target = get_target(target)
+    budget = _budget_bytes(budget)
     data, info = load_model(model)
     before = predict_info(info, len(data), target)
-    if budget is not None and budget <= 0:
-        raise PlanError(f"arena budget must be positive, got {budget}")
-    found = plan(info, time_limit_s, exact)
+    found = plan(info, time_limit_s, exact, target.kernels)
     check_plan(info, found.offsets)
     out = write_plan(data, found.offsets)
     after = predict_info(parse_model(out), len(out), target)
@@ -55,6 +54,23 @@ def plan_model(model, budget: int | None = None, exact: bool | None = None,
             f"plan can go below {after.lower_bound:,}; {exact_summary(found)}), over the "
             f"budget of {budget:,} bytes")
     return result
+
+
+def _budget_bytes(budget) -> int | None:
+    """A budget in bytes: a whole number, or a size with a unit ("320KB")."""
+    if budget is None:
+        return None
+    if isinstance(budget, str):
+        from tflm_vit.units import parse_bytes
+        try:
+            budget = parse_bytes(budget)
+        except ValueError as e:
+            raise PlanError(f"arena budget: {e}") from None
+    import numbers
+    if isinstance(budget, bool) or not isinstance(budget, numbers.Integral) or budget <= 0:
+        raise PlanError(f"arena budget must be a positive whole number of bytes or a size "
+                        f"such as '320KB', got {budget!r}")
+    return budget
 
 
 def exact_summary(found: Plan) -> str:

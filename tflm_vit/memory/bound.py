@@ -11,9 +11,10 @@ from tflm_vit.memory.lifetimes import planned_buffers, tensor_scopes
 from tflm_vit.tflite_model import ModelInfo
 
 
-def live_bytes_bound(info: ModelInfo) -> list[int]:
-    """Per op: bytes alive while it runs, net of the overwrites it may make."""
-    buffers = planned_buffers(info)
+def live_bytes_bound(info: ModelInfo, kernels: str = "reference") -> list[int]:
+    """Per op: bytes alive while it runs (with `kernels`' scratch buffers), net of the
+    overwrites it may make."""
+    buffers = planned_buffers(info, kernels=kernels)
     scopes = tensor_scopes(info)
     sizes = {b.tensor: b.size for b in buffers if b.tensor >= 0}
     per_op = []
@@ -29,6 +30,6 @@ def live_bytes_bound(info: ModelInfo) -> list[int]:
     return per_op
 
 
-def head_lower_bound(info: ModelInfo) -> int:
-    return max(live_bytes_bound(info), default=0)
+def head_lower_bound(info: ModelInfo, kernels: str = "reference") -> int:
+    return max(live_bytes_bound(info, kernels), default=0)
 

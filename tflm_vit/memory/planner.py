@@ -73,9 +73,9 @@ class _Layout:
     disp: list[int]
 
 
-def _layout(info: ModelInfo) -> _Layout:
+def _layout(info: ModelInfo, kernels: str = "reference") -> _Layout:
     _check_plannable(info)
-    buffers = planned_buffers(info)
+    buffers = planned_buffers(info, kernels=kernels)
     alias = choose_aliases(info)
 
     def root_and_pos(t):
@@ -147,19 +147,20 @@ def _first_fit(lay: _Layout, order: list[int]) -> list[int]:
 
 
 def _finish(info: ModelInfo, lay: _Layout, offsets: list[int], method: str,
-            bound: int) -> Plan:
+            bound: int, kernels: str = "reference") -> Plan:
     plan = [ONLINE] * len(info.tensors)
     for buf, o in zip(lay.buffers, offsets):
         if buf.tensor >= 0:
             plan[buf.tensor] = o
     chains = [[lay.buffers[i].tensor for i in g] for g in lay.groups
               if len(g) > 1 and lay.buffers[g[0]].tensor >= 0]
-    return Plan(plan, tflm_head(info, plan), chains, method, bound)
+    return Plan(plan, tflm_head(info, plan, kernels), chains, method, bound)
 
 
-def tflm_head(info: ModelInfo, offsets: list[int] | None) -> int:
-    """The head TFLM computes for the model with this offline plan (None: no plan)."""
-    bufs = planned_buffers(info, offsets)
+def tflm_head(info: ModelInfo, offsets: list[int] | None, kernels: str = "reference") -> int:
+    """The head TFLM computes for the model with this offline plan (None: no plan), with
+    `kernels`' scratch requests (CMSIS-NN's convolutions take an im2col buffer)."""
+    bufs = planned_buffers(info, offsets, kernels)
     return head_size(bufs, greedy_offsets(bufs))
 
 
@@ -173,31 +174,33 @@ def _check_plannable(info: ModelInfo) -> None:
                         "handles single-subgraph models")
 
 
-def plan_heuristic(info: ModelInfo) -> Plan:
-    """The best first-fit plan over the orders of `_orders`."""
-    lay = _layout(info)
-    bound = head_lower_bound(info)
+def plan_heuristic(info: ModelInfo, kernels: str = "reference") -> Plan:
+    """The best first-fit plan over the orders of `_orders`, with room for the scratch
+    buffers of `kernels` (TFLM's kernel set on the target)."""
+    lay = _layout(info, kernels)
+    bound = head_lower_bound(info, kernels)
     best = None
     for order in _orders(lay):
-        plan = _finish(info, lay, _first_fit(lay, order), "heuristic", bound)
+        plan = _finish(info, lay, _first_fit(lay, order), "heuristic", bound, kernels)
         if best is None or plan.head < best.head:
             best = plan
     return best
 
 
 def plan_exact(info: ModelInfo, time_limit_s: float = 30.0,
-               max_buffers: int = EXACT_MAX_BUFFERS, start: Plan | None = None) -> Plan:
+               max_buffers: int = EXACT_MAX_BUFFERS, start: Plan | None = None,
+               kernels: str = "reference") -> Plan:
     """Optimal placement of the same chains (CP-SAT, 16-byte units, in a child process),
     started from `start` (default: the heuristic's plan). Refuses graphs with more than
     `max_buffers` buffers; if the solver stops at its time limit without a proof, the
     plan's `exact` says 'feasible'."""
     from tflm_vit.memory.cpsat import solve_in_child
 
-    lay = _layout(info)
+    lay = _layout(info, kernels)
     if len(lay.buffers) > max_buffers:
         raise PlanError(f"exact planning is for graphs of up to {max_buffers} buffers; this "
                         f"one has {len(lay.buffers)}")
-    start = start or plan_heuristic(info)
+    start = start or plan_heuristic(info, kernels)
     hint = _buffer_offsets(lay, start)
     group_of = {i: g for g, members in enumerate(lay.groups) for i in members}
     b = lay.buffers
@@ -216,7 +219,7 @@ def plan_exact(info: ModelInfo, time_limit_s: float = 30.0,
                         f"({answer.get('detail', answer['status'])})")
     offsets = [(answer["offsets"][group_of[i]] + lay.disp[i] // ALIGN) * ALIGN
                for i in range(len(b))]
-    plan = _finish(info, lay, offsets, "cp-sat", start.bound)
+    plan = _finish(info, lay, offsets, "cp-sat", start.bound, kernels)
     plan.exact = answer["status"]
     return plan
 
@@ -234,18 +237,18 @@ def _buffer_offsets(lay: _Layout, plan: Plan) -> list[int]:
 
 
 def plan(info: ModelInfo, time_limit_s: float = DEFAULT_TIME_LIMIT_S,
-         exact: bool | None = None) -> Plan:
+         exact: bool | None = None, kernels: str = "reference") -> Plan:
     """The default planner. exact=None: the heuristic, then CP-SAT within `time_limit_s`
     when the heuristic is above the bound (and the graph is not too large); True: CP-SAT
     always (an error if it cannot run); False: the heuristic alone."""
-    best = plan_heuristic(info)
+    best = plan_heuristic(info, kernels)
     if exact is False:
         return best
     if exact is None and best.head <= best.bound:
         best.exact = "not needed"
         return best
     try:
-        found = plan_exact(info, time_limit_s, start=best)
+        found = plan_exact(info, time_limit_s, start=best, kernels=kernels)
     except PlanError as e:
         if exact:
             raise

@@ -110,7 +110,7 @@ def predict_info(info: ModelInfo, flash: int, target=DEFAULT_TARGET) -> MemoryPr
         by_kind[a.what] = by_kind.get(a.what, 0) + a.size
         if a.op >= 0:
             per_op_tail[a.op] += a.size
-    bound = live_bytes_bound(info)
+    bound = live_bytes_bound(info, target.kernels)
     ops = []
     for op in info.ops:
         s = op.index + 1
@@ -125,7 +125,7 @@ def predict_info(info: ModelInfo, flash: int, target=DEFAULT_TARGET) -> MemoryPr
                 if t >= 0 and info.tensors[t].is_constant)))
     caveats = [f"{name}: allocations not modelled" for name in
                sorted(set(unknown_ops(info)) | set(unknown_builtins(info)))]
-    return MemoryPrediction(head, tail_size(allocations), flash, head_lower_bound(info),
+    return MemoryPrediction(head, tail_size(allocations), flash, head_lower_bound(info, target.kernels),
                             offsets is not None, ops, by_kind, caveats,
                             planning_need(info, allocations, len(buffers), target),
                             target.name)

@@ -135,12 +135,16 @@ class ElasticBlock(keras.layers.Layer):
 
 class ElasticPatchEmbed(keras.layers.Layer):
     """Conv with kernel = stride = patch, written as patchify + matmul so that the
-    patch size can be a tensor; plus a learned position embedding resized to the grid."""
+    patch size can be a tensor; plus a learned position embedding resized to the grid.
 
-    def __init__(self, max_patch, max_grid, channels, max_dim, **kwargs):
+    With a stem (`stem` > 0 channels, at most max_stem), a 3x3 convolution with ReLU at
+    full resolution comes first and the patch embedding reads its feature map: a second
+    patch kernel, over stem channels, serves those subnets (the first reads the image)."""
+
+    def __init__(self, max_patch, max_grid, channels, max_dim, max_stem=0, **kwargs):
         super().__init__(**kwargs)
         self.max_patch, self.max_grid = int(max_patch), int(max_grid)
-        self.channels, self.max_dim = int(channels), int(max_dim)
+        self.channels, self.max_dim, self.max_stem = int(channels), int(max_dim), int(max_stem)
         self.kernel = self.add_weight(
             shape=(self.max_patch, self.max_patch, self.channels, self.max_dim), name="kernel",
             initializer=keras.initializers.VarianceScaling(1.0, "fan_in", "truncated_normal"))
@@ -148,18 +152,40 @@ class ElasticPatchEmbed(keras.layers.Layer):
         self.pos = self.add_weight(shape=(self.max_grid, self.max_grid, self.max_dim),
                                    name="pos", initializer=keras.initializers.TruncatedNormal(
                                        stddev=0.02))
+        if self.max_stem:
+            self.stem_kernel = self.add_weight(
+                shape=(3, 3, self.channels, self.max_stem), name="stem_kernel",
+                initializer=keras.initializers.HeNormal())
+            self.stem_bias = self.add_weight(shape=(self.max_stem,), name="stem_bias",
+                                             initializer="zeros")
+            self.stem_patch_kernel = self.add_weight(
+                shape=(self.max_patch, self.max_patch, self.max_stem, self.max_dim),
+                name="stem_patch_kernel",
+                initializer=keras.initializers.VarianceScaling(1.0, "fan_in",
+                                                               "truncated_normal"))
 
-    def call(self, images, patch, grid, dim):
-        batch = tf.shape(images)[0]
-        c = self.channels
-        x = tf.reshape(images, tf.stack([batch, grid, patch, grid, patch, c]))
+    def _patches(self, x, kernel, channels, patch, grid, dim):
+        batch = tf.shape(x)[0]
+        x = tf.reshape(x, tf.stack([batch, grid, patch, grid, patch, channels]))
         x = tf.transpose(x, [0, 1, 3, 2, 4, 5])
-        x = tf.reshape(x, tf.stack([batch, grid * grid, patch * patch * c]))
-        kernel = resize_patch_kernel(self.kernel.value, patch)[..., :dim]
-        kernel = tf.reshape(kernel, tf.stack([patch * patch * c, dim]))
-        x = tf.matmul(x, kernel) + self.bias.value[:dim]
+        x = tf.reshape(x, tf.stack([batch, grid * grid, patch * patch * channels]))
+        kernel = resize_patch_kernel(kernel, patch)[:, :, :channels, :dim]
+        kernel = tf.reshape(kernel, tf.stack([patch * patch * channels, dim]))
+        return tf.matmul(x, kernel)
+
+    def call(self, images, patch, grid, dim, stem=0):
+        def plain():
+            return self._patches(images, self.kernel.value, self.channels, patch, grid, dim)
+
+        def with_stem():
+            k = self.stem_kernel.value[..., :stem]
+            x = tf.nn.relu(tf.nn.conv2d(images, k, 1, "SAME") + self.stem_bias.value[:stem])
+            return self._patches(x, self.stem_patch_kernel.value, stem, patch, grid, dim)
+
+        x = tf.cond(stem > 0, with_stem, plain) if self.max_stem else plain()
+        x = x + self.bias.value[:dim]
         return x + resize_position_embedding(self.pos.value, grid)[:, :dim]
 
     def get_config(self):
         return {**super().get_config(), "max_patch": self.max_patch, "max_grid": self.max_grid,
-                "channels": self.channels, "max_dim": self.max_dim}
+                "channels": self.channels, "max_dim": self.max_dim, "max_stem": self.max_stem}

@@ -12,7 +12,8 @@ from tflm_vit.supernet.resize import (resize_images, resize_patch_kernel,
                                       resize_position_embedding)
 
 # Keys of the encoded config; per-layer entries have length space.max_depth.
-CONFIG_KEYS = ("resolution", "patch", "grid", "dim", "depth", "heads", "hidden", "rank")
+CONFIG_KEYS = ("resolution", "patch", "grid", "dim", "depth", "heads", "hidden", "rank",
+               "stem")
 
 
 def encode_config(config: SubnetConfig, space: SearchSpace) -> dict:
@@ -32,6 +33,7 @@ def encode_config(config: SubnetConfig, space: SearchSpace) -> dict:
         "heads": np.array(list(config.num_heads) + [1] * pad, np.int32),
         "hidden": np.array(hidden + [1] * pad, np.int32),
         "rank": np.array(rank + [1] * pad, np.int32),
+        "stem": np.int32(config.stem),
     }
 
 
@@ -54,7 +56,8 @@ class ViTSupernet(keras.Model):
         self.space = space
         d, h = space.max_embed, space.max_hidden
         self.patch_embed = ElasticPatchEmbed(space.max_patch, space.max_grid,
-                                             space.in_channels, d, name="patch_embed")
+                                             space.in_channels, d, space.max_stem,
+                                             name="patch_embed")
         self.blocks = [ElasticBlock(d, h, name=f"block{i}") for i in range(space.max_depth)]
         self.norm = ElasticLayerNorm(d, name="norm")
         self.head = ElasticDense(d, space.num_classes, name="head")
@@ -66,7 +69,8 @@ class ViTSupernet(keras.Model):
     def call(self, images, cfg):
         x = resize_images(images, cfg["resolution"])
         dim = cfg["dim"]
-        x = self.patch_embed(x, patch=cfg["patch"], grid=cfg["grid"], dim=dim)
+        x = self.patch_embed(x, patch=cfg["patch"], grid=cfg["grid"], dim=dim,
+                             stem=cfg.get("stem", 0))
         for i, block in enumerate(self.blocks):
             x = tf.cond(
                 i < cfg["depth"],
@@ -88,13 +92,19 @@ class ViTSupernet(keras.Model):
         self.space.validate(config)
         d, p, g = config.embed_dim, config.patch_size, config.grid
         pe = self.patch_embed
+        s = config.stem
+        patch_kernel = (resize_patch_kernel(pe.stem_patch_kernel.value, p).numpy()[:, :, :s, :d]
+                        if s else resize_patch_kernel(pe.kernel.value, p).numpy()[..., :d])
         w = {
-            "patch_embed/kernel": resize_patch_kernel(pe.kernel.value, p).numpy()[..., :d],
+            "patch_embed/kernel": patch_kernel,
             "patch_embed/bias": pe.bias.numpy()[:d],
             "pos_embed": resize_position_embedding(pe.pos.value, g).numpy()[:, :d],
             "norm/gamma": self.norm.gamma.numpy()[:d], "norm/beta": self.norm.beta.numpy()[:d],
             "head/kernel": self.head.kernel.numpy()[:d], "head/bias": self.head.bias.numpy(),
         }
+        if s:
+            w["stem/kernel"] = pe.stem_kernel.numpy()[..., :s]
+            w["stem/bias"] = pe.stem_bias.numpy()[:s]
         for i in range(config.depth):
             b, hid, r = self.blocks[i], config.hidden_dim(i), config.mlp_rank(i)
             for n in ("norm1", "norm2"):
