@@ -43,6 +43,8 @@ class BaselineResult:
     accuracy: object
     training_steps: int
     evaluations: int
+    training: object = None  # fit.FitResult of the winner's own training
+    quantisation: dict | None = None
 
 
 def _fits_somewhere(space: SearchSpace, budgets: Budgets, costs: CostModel) -> bool:
@@ -95,31 +97,48 @@ def choose_space(method: str, base: SearchSpace, budgets: Budgets, costs: CostMo
 def run_baseline(method: str, base: SearchSpace, data, budgets: Budgets, workdir: str,
                  training_steps: int, evaluations: int,
                  settings: SearchSettings = SearchSettings(), seed: int = 0,
-                 progress=None, executor=None, cost_cache: str | None = None
-                 ) -> BaselineResult:
+                 progress=None, executor=None, cost_cache: str | None = None,
+                 teacher_path: str | None = None) -> BaselineResult:
     """One baseline at the given search cost (the search's SpaceEvolution.cost plus its
-    evolutionary search's evaluations)."""
+    evolutionary search's evaluations): its supernet trains as many steps, budget-aware
+    (up to its space's largest subnet that fits), and its winner trains on its own with
+    the same recipe, teacher and epochs as the search's."""
+    from tflm_vit.search.lock import work_folder_lock
     say = progress or (lambda text: None)
     workdir, cost_cache = absolute(workdir), cost_cache and absolute(cost_cache)
-    costs, train, val = prepare(base, data, budgets, workdir, settings, seed, say, executor,
-                                cost_cache)
+    with work_folder_lock(workdir):
+        return _run_baseline(method, base, data, budgets, workdir, training_steps,
+                             evaluations, settings, seed, say, executor, cost_cache,
+                             teacher_path)
+
+
+def _run_baseline(method, base, data, budgets, workdir, training_steps, evaluations,
+                  settings, seed, say, executor, cost_cache, teacher_path) -> BaselineResult:
+    from tflm_vit.train import SUPERNET_RECIPE
+    costs, train, val, teacher = prepare(base, data, budgets, workdir, settings, seed, say,
+                                         executor, cost_cache, teacher_path)
     space = choose_space(method, base, budgets, costs, settings.spaces.samples, seed)
+    space = space.clipped(costs.largest_within(budgets, space))
     net = seeded_supernet(base, seed)
-    train_space(net, space, train, training_steps, seed,
-                os.path.join(workdir, f"{method}_supernet.npz"), settings, say, method)
+    epochs = training_steps * SUPERNET_RECIPE.batch_size / len(train.y_train)
+    train_space(net, space, train, epochs, seed, os.path.join(workdir, f"{method}_supernet.npz"),
+                say, method, teacher)
     if method == "random":
         evo_settings = dataclasses.replace(settings.evolution, population=evaluations,
                                            generations=1)  # one random generation
     else:
         evo_settings = dataclasses.replace(settings.evolution, max_evaluations=evaluations,
                                            generations=10 * settings.evolution.generations)
-    evo, d, acc = finish(net, space, train, val, data, budgets, costs, workdir, settings,
-                         seed, say, method, evo_settings)
+    evo, training, d, acc, quant = finish(net, space, train, val, data, budgets, costs,
+                                          workdir, settings, seed, say, method, evo_settings,
+                                          teacher)
     desc = "the whole base space" if method == "random" else _describe(base, space)
-    return BaselineResult(method, desc, evo, d, acc, training_steps, evo.evaluations)
+    return BaselineResult(method, desc, evo, d, acc, training_steps, evo.evaluations,
+                          training, quant)
 
 
 def _describe(base: SearchSpace, space: SearchSpace) -> str:
     grid = token_grid(base)
+    largest = max(space.token_choices, key=lambda rp: ((rp[0] // rp[1]) ** 2, rp[0]))
     return describe(base, Point(base.rank_ratio.index(space.rank_ratio[0]),
-                                grid.index(space.token_choices[0])))
+                                grid.index(largest)))

@@ -127,29 +127,31 @@ def choose(budgets: Budgets, channels: int, classes: int, cache: dict) -> CnnCon
     return best[0]
 
 
-def train_and_measure(config: CnnConfig, data, steps: int, seed: int,
-                      batch_size: int = 64) -> dict:
-    """Trains the member `steps` steps on data's training split (Adam, cosine decay) and
-    measures the int8 model in TFLM on the test split: top-1, arena, flash."""
+def train_and_measure(config: CnnConfig, train, val, test_x, test_y, epochs: int, recipe,
+                      teacher=None, seed: int = 0, checkpoint_dir: str | None = None,
+                      say=None) -> dict:
+    """Trains the member with the recipe every model here trains with (tflm_vit/fit.py:
+    augmentation, label smoothing, warm-up + cosine, the teacher's soft targets) for up
+    to `epochs` epochs, scored on `val`, and measures the int8 model in TFLM on the test
+    images: top-1, arena, flash, MACs, seconds."""
     import keras
-    import tensorflow as tf
 
     from tflm_vit import evaluate, runtime
     from tflm_vit.export import prepare_images
-    # Deterministic kernels, as the search's own training (search/run.py) turns on: the
-    # same seed gives the same model whether or not a search ran first in this process.
-    tf.config.experimental.enable_op_determinism()
+    from tflm_vit.fit import fit
     keras.utils.set_random_seed(seed)
-    model = build(config, data.channels, data.num_classes)
-    model.compile(keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(2e-3, steps)),
-                  keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    x = prepare_images(data.x_train, config.resolution)
-    ds = (tf.data.Dataset.from_tensor_slices((x, data.y_train))
-          .shuffle(len(x), seed=seed).repeat().batch(batch_size, drop_remainder=True))
-    model.fit(ds, steps_per_epoch=steps, epochs=1, verbose=0)
-    tflite = export(model, config, data.x_train[:100])
-    x_test = prepare_images(data.x_test, config.resolution)
+    model = build(config, train.channels, train.num_classes)
+    result = fit(model, prepare_images(train.x_train, config.resolution), train.y_train,
+                 prepare_images(val.x_test, config.resolution), val.y_test, epochs, recipe,
+                 train.augmentation, None if teacher is None else teacher.probs, None,
+                 checkpoint_dir, seed, say, config.short(),
+                 {"cnn": dataclasses.asdict(config),
+                  "teacher": None if teacher is None else teacher.fingerprint})
+    tflite = export(model, config, train.x_train[:100])
+    x_test = prepare_images(test_x, config.resolution)
     q, _, _ = evaluate.run_int8(tflite, x_test)
-    top1 = float(np.mean(np.argmax(q, -1) == data.y_test))
-    return {"top1": top1, "measured_arena": runtime.allocations(tflite).total,
-            "flash": len(tflite), "macs": macs(model)}
+    float_top1 = float(np.mean(np.argmax(model.predict(x_test, batch_size=1000, verbose=0),
+                                         -1) == test_y))
+    return {"top1": float(np.mean(np.argmax(q, -1) == test_y)), "float_top1": float_top1,
+            "measured_arena": runtime.allocations(tflite).total, "flash": len(tflite),
+            "macs": macs(model), "epochs": result.epochs, "train_seconds": result.seconds}

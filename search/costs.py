@@ -110,6 +110,35 @@ class CostModel:
         return Cost(*(min(getattr(c, f) for c in costs)
                       for f in ("sram", "flash", "latency", "macs"))), configs[best]
 
+    def largest_within(self, budgets: Budgets, space: SearchSpace) -> SubnetConfig:
+        """The largest subnet of `space` that fits the budgets, found by shrinking the
+        largest one notch at a time: each step measures every one-notch shrink (in one
+        batch) and, among those that lower the worst budget overrun, takes the dimension
+        furthest up its choices (so dimensions shrink together), ties to the cheapest to
+        give up (stem, MLP ratio, depth, width, tokens). What a budget-aware supernet trains as its
+        largest, so no training time goes to subnets the board cannot run. BudgetError
+        when even the smallest breaks a budget."""
+        self.check_reachable(budgets, space)
+        config = space.largest()
+
+        def overrun(c: Cost) -> float:
+            return max(budgets.excess(c).values(), default=0.0)
+        cost = self.cost(config)
+        while not budgets.fits(cost):
+            options = [(dim, space.shrink(config, dim)) for dim in space.SHRINKABLE]
+            options = [(i, dim, c) for i, (dim, c) in enumerate(options) if c is not None]
+            if not options:
+                break
+            measured = self.costs([c for _, _, c in options])
+            now = overrun(cost)
+            (i, dim, config), cost = min(
+                zip(options, measured),
+                key=lambda oc: (overrun(oc[1]) >= now, -space.position(config, oc[0][1]),
+                                oc[0][0]))
+        if not budgets.fits(cost):  # the floor fits at another rank ratio
+            config = self.floor(space)[1]
+        return config
+
     def check_reachable(self, budgets: Budgets, space: SearchSpace | None = None) -> None:
         floor, config = self.floor(space)
         check_reachable(budgets, floor, f"the smallest subnet ({config.short()})")

@@ -37,8 +37,8 @@ from tflm_vit.space import SearchSpace
 
 @dataclasses.dataclass(frozen=True)
 class EvolutionSettings:
-    population: int = 50  # AutoFormer: 50
-    generations: int = 20  # AutoFormer: 20 (max-epochs)
+    population: int = 20  # AutoFormer: 50 (bench/search.py --full)
+    generations: int = 6  # AutoFormer: 20 (max-epochs)
     layer_prob: float = 0.2  # per-layer mutation probability (heads, MLP ratio)
     global_prob: float = 0.4  # tokens, width, depth, rank mutation probability
     crossover_prob: float = 0.5  # of a mating producing crossed genes, not copies
@@ -160,9 +160,12 @@ def cross(a: SubnetConfig, b: SubnetConfig, rng: np.random.Generator) -> SubnetC
     heads = [h if d % h == 0 else min(a.num_heads[i], b.num_heads[i]) for i, h in enumerate(heads)]
     if any(d % h for h in heads):
         return a
-    return SubnetConfig(r, p, d, a.depth, heads,
-                        [pick(x, y) for x, y in zip(a.mlp_ratio, b.mlp_ratio)],
-                        pick(a.rank_ratio, b.rank_ratio))
+    mlp = [pick(x, y) for x, y in zip(a.mlp_ratio, b.mlp_ratio)]
+    rank = pick(a.rank_ratio, b.rank_ratio)
+    # the stem gene is drawn only where the parents differ in it (older searches, with
+    # no stem, draw what they always drew)
+    stem = pick(a.stem, b.stem) if a.stem != b.stem else a.stem
+    return SubnetConfig(r, p, d, a.depth, heads, mlp, rank, stem)
 
 
 class _Duplicates(ElementwiseDuplicateElimination):

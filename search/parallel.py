@@ -37,18 +37,22 @@ class OnRay:
     """Runs jobs as Ray tasks: `address` None starts a local Ray with `workers` CPUs
     (default: all), "auto" or "ray://host:10001" joins a running cluster."""
 
-    def __init__(self, address: str | None = None, workers: int | None = None):
+    def __init__(self, address: str | None = None, workers: int | None = None,
+                 timeout_s: float = 10.0):
         import ray
         self.started = not ray.is_initialized()
+        self.empty = None
         if self.started:
             import tempfile
+            if address is not None:
+                reachable(address, timeout_s)
             kw = {"num_cpus": workers or os.cpu_count()} if address is None else {}
             # Workers run in an empty working folder: Ray otherwise starts them in the
             # driver's, and from a checkout's root `import tflm_vit` would find the source
             # tree (no compiled kernels, no tflm_vit.search) instead of the installed one.
-            empty = tempfile.mkdtemp(prefix="tflm_vit_ray_")
+            self.empty = tempfile.mkdtemp(prefix="tflm_vit_ray_")
             ray.init(address=address, include_dashboard=False, log_to_driver=False,
-                     configure_logging=False, runtime_env={"working_dir": empty}, **kw)
+                     configure_logging=False, runtime_env={"working_dir": self.empty}, **kw)
         self._ray = ray
         self._remote = {}
         resources = ray.cluster_resources()
@@ -62,6 +66,9 @@ class OnRay:
         """Stops the local Ray this object started (its workers hold a TensorFlow each)."""
         if self.started:
             self._ray.shutdown()
+        if self.empty:
+            import shutil
+            shutil.rmtree(self.empty, ignore_errors=True)
         return False
 
     def map(self, fn, argument_lists: list[tuple], gpu: bool = False) -> list:
@@ -83,5 +90,27 @@ class OnRay:
         return self._ray.put(value)
 
 
-def executor(ray_address: str | None = None, workers: int | None = None, use_ray=True):
-    return OnRay(ray_address, workers) if use_ray else Local()
+def reachable(address: str, timeout_s: float) -> None:
+    """TflmVitError naming the address when a Ray cluster's host:port (or ray://host:port)
+    does not answer within timeout_s ("auto" is looked up by Ray itself); Ray would
+    otherwise retry for minutes."""
+    import socket
+
+    from tflm_vit.errors import TflmVitError
+    if address == "auto":
+        return
+    hostport = address.split("://", 1)[-1].rstrip("/")
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        raise TflmVitError(f"--ray-address {address}: not 'auto', HOST:PORT or "
+                           "ray://HOST:PORT")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as e:
+        raise TflmVitError(f"--ray-address {address}: no Ray cluster answers there within "
+                           f"{timeout_s:g} s ({e.strerror or e})") from None
+
+
+def executor(ray_address: str | None = None, workers: int | None = None, use_ray=True,
+             timeout_s: float = 10.0):
+    return OnRay(ray_address, workers, timeout_s) if use_ray else Local()

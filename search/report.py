@@ -10,7 +10,8 @@ import os
 from tflm_vit.search.run import SearchResult
 
 
-def write(result: SearchResult, out_dir: str, spaces_log: dict) -> dict:
+def write(result: SearchResult, out_dir: str, spaces_log: dict, board=None,
+          seconds: float | None = None) -> dict:
     from tflm_vit import report
     paths = {k: os.path.join(out_dir, v) for k, v in {
         "model": "model_tflm_vit.tflite", "stock": "model_int8.tflite",
@@ -22,26 +23,66 @@ def write(result: SearchResult, out_dir: str, spaces_log: dict) -> dict:
         f.write(result.deployment.stock)
     doc = result.to_dict()
     doc["space_evolution"] = spaces_log["rounds"]
+    doc["board"] = None if board is None else board.to_dict()
+    doc["usage"] = usage(result, board)
+    doc["seconds"] = None if seconds is None else round(seconds, 1)
     with open(paths["json"], "w") as f:
         json.dump(doc, f, indent=1)
     r = report.analyze(result.deployment.model, name=f"searched {result.config.short()}")
     with open(paths["markdown"], "w") as f:
-        f.write(markdown(result, report.format_report(r, with_ops=True)))
+        f.write(markdown(result, report.format_report(r, with_ops=True), board, seconds))
     plot_spaces(spaces_log, paths["spaces"])
     plot_pareto(result, paths["pareto"])
     return paths
 
 
-def markdown(result: SearchResult, memory_report: str) -> str:
+def usage(result: SearchResult, board=None) -> dict:
+    """Each budget, what the shipped model uses of it, and (with a board) the latency in
+    milliseconds at its clock."""
+    c = result.evolution.best.cost
+    used = {"sram": result.deployment.arena_size, "flash": result.deployment.flash,
+            "latency": c.latency}
+    out = {name: {"budget": budget, "used": used[name], "fraction": used[name] / budget}
+           for name, budget in result.budgets.given.items()}
+    if board is not None:
+        out["latency_ms"] = c.latency / (board.clock_mhz * 1000)
+    return out
+
+
+def usage_lines(result: SearchResult, board=None) -> list[str]:
+    from tflm_vit.search.budgets import UNITS
+    u = usage(result, board)
+    lines = [f"{name}: {v['used']:,} of {v['budget']:,} {UNITS[name]} ({v['fraction']:.0%})"
+             for name, v in u.items() if name != "latency_ms"]
+    if board is not None:
+        lines.append(f"on {board.describe()}: about {u['latency_ms']:.0f} ms per inference "
+                     "(predicted instructions at one per cycle)")
+    return lines
+
+
+def markdown(result: SearchResult, memory_report: str, board=None,
+             seconds: float | None = None) -> str:
     a, c = result.accuracy, result.evolution.best.cost
     stock = "n/a" if a.stock_top1 is None else f"{a.stock_top1:.4f}"
+    t = result.training
+    q = result.quantisation or {}
     lines = [
         f"# Searched subnet: {result.config.short()}", "",
-        f"Budgets: {result.budgets.describe()} (SRAM on TFLM target {result.budgets.target}, "
-        f"latency on {result.budgets.cpu})", "",
+        (f"Board: {board.describe()}. " if board is not None else "")
+        + f"Budgets: {result.budgets.describe()} (SRAM on TFLM target {result.budgets.target}, "
+        f"latency on {result.budgets.cpu})"
+        + (f"; the search took {seconds / 60:.0f} min." if seconds else "."), "",
+        *[f"- {line}" for line in usage_lines(result, board)], "",
         f"Space: {result.space_point['description']}", "",
         "| figure | value |", "|---|---|",
         f"| validation top-1 (shared weights) | {result.val_accuracy:.4f} |",
+        *([f"| final training | {t.epochs} epochs (best {t.best_epoch}), "
+           f"{t.seconds / 60:.1f} min, validation top-1 {t.best_val_top1:.4f} |"]
+          if t is not None else []),
+        *([f"| validation top-1, float / int8 in TFLM | {q['float_top1']:.4f} / "
+           f"{q['int8_top1']:.4f} |"] if q else []),
+        *([f"| teacher | {result.teacher.describe()} |"] if result.teacher is not None
+          else []),
         f"| test top-1, float | {a.float_top1:.4f} |",
         f"| test top-1, stock int8 in TFLM | {stock} |",
         f"| test top-1, converted + planned int8 in TFLM | {a.top1:.4f} |",

@@ -102,8 +102,8 @@ class _AnalyticCosts(CostModel):
         super().__init__(DEFAULT_SPACE)
 
     def costs(self, configs):
-        return [Cost(c.num_tokens * c.embed_dim * 4 + sum(int(m * c.embed_dim)
-                                                           for m in c.mlp_ratio),
+        # SRAM as in a transformer: the widest layer's activations, not the depth's sum.
+        return [Cost(c.num_tokens * c.embed_dim * 4 + int(max(c.mlp_ratio) * c.embed_dim),
                      1000 * c.depth * c.embed_dim, 1, 1) for c in configs]
 
 
@@ -145,7 +145,8 @@ def test_cli_search_bad_budgets(capsys, tmp_path):
     assert "--sram: '12 apples' is not a byte size" in _error(
         capsys, "search", "--sram", "12 apples", "--out", out)
     assert _error(capsys, "search", "--out", out) == (
-        "tflm-vit search: error: give at least one budget: --sram, --flash or --latency")
+        "tflm-vit search: error: give a board (--board, e.g. stm32f746) or at least one budget: "
+        "--sram, --flash or --latency")
     line = _error(capsys, "search", "--sram", "1KB", "--out", out)
     assert line.startswith("tflm-vit search: error: --sram 1,024 bytes cannot be met: the "
                            "smallest subnet (")
@@ -178,9 +179,9 @@ def test_search_end_to_end_on_ray_then_in_process_then_resumed(digits, tmp_path,
     from tflm_vit.search.parallel import Local, OnRay
     from tflm_vit.search.run import SearchSettings, run_search
     settings = SearchSettings(
-        EvolutionOfSpaceSettings(initial_points=2, rounds=1, steps_per_round=20, samples=2),
-        EvolutionSettings(population=4, generations=2), supernet_steps=10, finetune_steps=10,
-        val_images=100)
+        EvolutionOfSpaceSettings(initial_points=2, rounds=1, epochs_per_round=1, samples=2),
+        EvolutionSettings(population=4, generations=2), supernet_epochs=0.5,
+        finetune_epochs=1, val_images=100, teacher=False)
     small = dataclasses.replace(digits, x_test=digits.x_test[:50], y_test=digits.y_test[:50])
     budgets = Budgets(sram=20_000, target="wheel")
     assert not ray.is_initialized()  # the CLI stops the Ray it starts
@@ -197,8 +198,10 @@ def test_search_end_to_end_on_ray_then_in_process_then_resumed(digits, tmp_path,
     assert r1.accuracy.arena_measured <= r1.deployment.arena_size
     log = json.loads((tmp_path / "a" / "spaces" / "log.json").read_text())
     assert len(log["rounds"]) == 1 and len(log["rounds"][0]["scores"]) == 2
-    # the cost the baselines get: both points' round and the chosen space's training
+    # the cost the baselines get: both points' round (an epoch of the 1,293 training
+    # images in batches of 64) and the chosen space's training (half an epoch)
     assert r1.search_cost["training_steps"] == 2 * 20 + 10
+    assert r1.training.epochs == 1 and r1.quantisation["images"] > 0
     r2 = run_search(DEFAULT_SPACE, small, budgets, str(tmp_path / "b"), settings, seed=1,
                     executor=Local())
     assert r2.config == r1.config and r2.val_accuracy == r1.val_accuracy
@@ -225,7 +228,11 @@ def test_cnn_baseline_takes_the_most_macs_that_fit_and_measures_in_tflm(digits, 
     assert cb.choose(Budgets(sram=big["arena"], target="wheel"), 3, 10, cache).width == 8
     with pytest.raises(BudgetError, match="no MobileNetV2-like member fits"):
         cb.choose(Budgets(sram=small["arena"] - 16, target="wheel"), 3, 10, cache)
-    result = cb.train_and_measure(cb.CnnConfig(16, 4, 2), digits, steps=20, seed=0)
+    from tflm_vit.data import validation_split
+    from tflm_vit.recipe import Recipe
+    train, val = validation_split(digits, 0.1, 0)
+    result = cb.train_and_measure(cb.CnnConfig(16, 4, 2), train, val, digits.x_test,
+                                  digits.y_test, 1, Recipe(batch_size=64), seed=0)
     assert result["measured_arena"] == small["arena"] and result["macs"] == small["macs"]
     assert 0.0 <= result["top1"] <= 1.0
 
@@ -252,3 +259,145 @@ def test_baseline_spaces_and_an_infeasible_largest_space_before_training():
         choose_space("largest_space", DEFAULT_SPACE, tight, costs, 4, 0)
     largest = choose_space("largest_space", DEFAULT_SPACE, Budgets(sram=100_000), costs, 4, 0)
     assert largest.rank_ratio == (1.0,) and list(largest.token_choices) == [(32, 4)]
+
+
+def test_space_for_data_tiles_the_image_and_grows_to_mcu_sizes():
+    from tflm_vit.errors import DataError
+    from tflm_vit.space import space_for_data
+    space = space_for_data(28, 1, 10)
+    tokens = {(r, p): (r // p) ** 2 for r, p in space.token_choices}
+    assert tokens[(28, 4)] == 49 and tokens[(28, 7)] == 16 and tokens[(28, 2)] == 196
+    assert (14, 2) in tokens and (21, 3) in tokens  # downscaled ones
+    assert all(4 <= r // p <= 16 for r, p in tokens)  # 16 to 256 tokens
+    assert max(space.embed_dim) >= 128 and max(space.depth) >= 8
+    assert max(space.mlp_ratio) >= 4 and min(space.rank_ratio) <= 0.25
+    assert 0 in space.stem and max(space.stem) > 0
+    with pytest.raises(DataError, match="smaller than every patch"):
+        space_for_data(3, 1, 10)
+
+
+def test_space_shrinks_one_dimension_at_a_time_and_clips():
+    from tflm_vit.space import space_for_data
+    space = space_for_data(28, 1, 10)
+    big = space.largest()
+    assert big.stem == 16 and big.num_tokens == 196
+    smaller = space.shrink(big, "depth")
+    assert smaller.depth == 6 and len(smaller.num_heads) == 6
+    assert space.shrink(big, "tokens").num_tokens == 49
+    assert space.shrink(space.smallest(), "embed_dim") is None
+    clipped = space.clipped(SubnetConfig(28, 4, 64, 4, 2, 2.0, 1.0, 8))
+    assert clipped.largest().embed_dim == 64 and clipped.largest().depth == 4
+    assert max(clipped.stem) == 8 and max(r // p for r, p in clipped.token_choices) ** 2 == 49
+    for _ in range(50):  # every sample of the clipped space is in the base space
+        space.validate(clipped.sample(np.random.default_rng(_)))
+
+
+def test_largest_within_budget_is_the_largest_that_fits():
+    costs = _AnalyticCosts()
+    budgets = Budgets(sram=2_000)
+    best = costs.largest_within(budgets, DEFAULT_SPACE)
+    assert budgets.fits(costs.cost(best))
+    assert costs.cost(DEFAULT_SPACE.largest()).sram > 2_000  # it had to shrink
+    assert best.depth == max(DEFAULT_SPACE.depth)  # depth costs no SRAM here: kept
+
+
+def test_boards_give_budgets_and_an_unknown_board_lists_the_known(capsys, tmp_path):
+    from tflm_vit.search.boards import APP_RESERVE, BOARDS, FIRMWARE_FLASH, board
+    f746 = board("STM32F746")
+    b = f746.budgets()
+    assert b.sram == 320 * 1024 - APP_RESERVE and b.cpu == "cortex-m7"
+    assert b.flash == 1024 * 1024 - FIRMWARE_FLASH["cortex-m7"]
+    assert b.latency == int(f746.latency_ms * 216_000) and b.target == "cortex-m-cmsis-nn"
+    assert f746.budgets(sram=100_000).sram == 100_000  # a flag overrides the board
+    assert {"stm32f427", "stm32f746", "stm32h743"} <= set(BOARDS)
+    assert sum(x.sram <= 128 * 1024 for x in BOARDS.values()) >= 2  # two smaller parts
+    line = _error(capsys, "search", "--board", "esp32", "--out", tmp_path / "s")
+    assert "--board 'esp32' is not a known board; known: stm32f401" in line
+    assert "stm32h743 (STM32H743" in line
+    assert not (tmp_path / "s").exists()
+    line = _error(capsys, "search", "--board", "stm32f746", "--cpu", "cortex-m4",
+                  "--out", tmp_path / "s")
+    assert "board stm32f746 has a cortex-m7" in line
+
+
+def test_cli_search_refuses_zero_finetune_epochs_and_a_teacher_that_is_not(capsys,
+                                                                            tmp_path):
+    assert "--finetune-epochs must be positive, got 0" in _error(
+        capsys, "search", "--sram", "64KB", "--finetune-epochs", "0", "--out", tmp_path / "s")
+    assert "not a teacher folder" in _error(
+        capsys, "search", "--sram", "64KB", "--teacher", tmp_path, "--out", tmp_path / "s")
+
+
+def test_a_torn_cache_line_is_dropped_and_a_bad_one_named(tmp_path):
+    from tflm_vit.errors import DataError
+    from tflm_vit.search.jsonlines import JsonLines
+    path = tmp_path / "costs.jsonl"
+    cache = JsonLines(str(path), "t")
+    cache.add("a", 1)
+    cache.add("b", 2)
+    with open(path, "a") as f:
+        f.write('{"tag": "t", "key": "c", "val')  # a kill during an append
+    again = JsonLines(str(path), "t")
+    assert again.values == {"a": 1, "b": 2} and again.dropped.startswith('{"tag"')
+    again.add("c", 3)
+    assert JsonLines(str(path), "t").values == {"a": 1, "b": 2, "c": 3}
+    path.write_text('{"tag": "t", "key": "a", "value": 1}\ngarbage\n'
+                    '{"tag": "t", "key": "b", "value": 2}\n')
+    with pytest.raises(DataError, match="costs.jsonl: line 2 is not a cache row"):
+        JsonLines(str(path), "t")
+
+
+def test_a_work_folder_in_use_is_refused_naming_the_process(tmp_path):
+    import os
+
+    from tflm_vit.search.lock import FolderInUseError, work_folder_lock
+    with work_folder_lock(str(tmp_path)):
+        with pytest.raises(FolderInUseError, match=f"in use by process {os.getpid()}"):
+            with work_folder_lock(str(tmp_path)):
+                pass
+    with work_folder_lock(str(tmp_path)):  # released when its holder is done
+        pass
+
+
+def test_an_unreachable_ray_cluster_is_one_line_not_a_hang(capsys, tmp_path):
+    import time
+    t0 = time.monotonic()
+    line = _error(capsys, "search", "--sram", "64KB", "--ray-address", "127.0.0.1:1",
+                  "--ray-timeout", "2", "--out", tmp_path / "s")
+    assert "--ray-address 127.0.0.1:1: no Ray cluster answers there within 2 s" in line
+    assert time.monotonic() - t0 < 60 and not (tmp_path / "s").exists()
+
+
+def _sigint_as_from_a_terminal():
+    """A shell starts background jobs with SIGINT ignored (POSIX), and Python then keeps
+    it ignored; a user at a terminal has it delivered, as the child gets it here."""
+    import signal
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def test_an_interrupted_search_keeps_its_work_and_says_how_to_resume(tmp_path):
+    """SIGINT (Ctrl-C) or SIGTERM once the search has written work: exit status 130, one
+    line saying how to resume, no traceback, the work folder kept (a rerun resumes from
+    it); interrupted before any work, the folder it created is gone."""
+    import signal
+    import subprocess
+    import sys
+    import time
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        out = tmp_path / f"s{int(sig)}"
+        proc = subprocess.Popen([sys.executable, "-P", "-m", "tflm_vit.cli", "search",
+                                 "--quick", "--sram", "16KB", "--no-ray", "--out", str(out)],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                cwd="/", preexec_fn=_sigint_as_from_a_terminal)
+        deadline = time.monotonic() + 300
+        while not (out / "costs.jsonl").exists() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        time.sleep(1)
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 130, err[-2000:]
+        assert "Traceback" not in err
+        assert err.strip().splitlines()[-1] == (
+            f"tflm-vit search: interrupted; the work in {out} is kept: run the same command "
+            "again to resume")
+        assert (out / "costs.jsonl").exists()
