@@ -149,8 +149,16 @@ def _space_and_data(args):
 def _train(args):
     from tflm_vit.train import TrainConfig, train_supernet
     space, data = _space_and_data(args)
-    cfg = TrainConfig(steps=args.steps, batch_size=args.batch_size, seed=args.seed,
-                      checkpoint_dir=args.out)
+    from tflm_vit.train import SUPERNET_RECIPE
+    recipe = dataclasses.replace(SUPERNET_RECIPE, batch_size=args.batch_size)
+    if args.epochs is not None:
+        if args.steps is not None:
+            raise TflmVitError("give --epochs or --steps, not both")
+        if not args.epochs > 0:
+            raise TflmVitError(f"--epochs must be positive, got {args.epochs:g}")
+        args.steps = TrainConfig.epochs(args.epochs, len(data.y_train), recipe).steps
+    steps = 1200 if args.steps is None else args.steps
+    cfg = TrainConfig(steps=steps, recipe=recipe, seed=args.seed, checkpoint_dir=args.out)
     net, history = train_supernet(space, data, cfg, progress=not args.quiet)
     return net, space, data, history
 
@@ -158,7 +166,7 @@ def _train(args):
 def _cmd_train(args) -> int:
     _, _, data, history = _train(args)
     last = history[-1] if history else {}
-    print(f"trained on '{data.name}' to step {last.get('step', args.steps)}; "
+    print(f"trained on '{data.name}' to step {last.get('step', args.steps or 1200)}; "
           f"checkpoint: {args.out}")
     return 0
 
@@ -244,20 +252,37 @@ def _export_and_check(net, config, data, out_dir, quiet=False):
 class _OutputFolder:
     """Creates --out for a command; if the command fails, removes what it created, so a
     failed run leaves no empty or half-written folder behind (a folder that existed
-    before is left as it was)."""
+    before is left as it was). With keep_on_interrupt (a resumable command: search), an
+    interruption (Ctrl-C, SIGTERM) keeps the folder when it holds work to resume."""
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, keep_on_interrupt: bool = False):
+        if os.path.exists(path) and not os.path.isdir(path):
+            raise TflmVitError(f"--out {path}: exists and is not a folder")
         self.path, self.created = path, not os.path.exists(path)
+        self.keep_on_interrupt = keep_on_interrupt
 
     def __enter__(self):
-        os.makedirs(self.path, exist_ok=True)
+        try:
+            os.makedirs(self.path, exist_ok=True)
+        except OSError as e:
+            raise TflmVitError(f"--out {self.path}: cannot create the folder "
+                               f"({e.strerror})") from None
+        if not os.access(self.path, os.W_OK):
+            raise TflmVitError(f"--out {self.path}: the folder is not writable")
         return self.path
 
     def __exit__(self, kind, value, tb):
+        if _interrupted(kind) and self.keep_on_interrupt and _holds_work(self.path):
+            return False
         if kind is not None and self.created:
             import shutil
             shutil.rmtree(self.path, ignore_errors=True)
         return False
+
+
+def _holds_work(folder: str) -> bool:
+    """Whether a folder holds any file but a lock (work a rerun resumes from)."""
+    return any(f != ".lock" for _, _, files in os.walk(folder) for f in files)
 
 
 def _cmd_demo(args) -> int:
@@ -306,32 +331,69 @@ def _cmd_export(args) -> int:
 def _cmd_search(args) -> int:
     from tflm_vit.search.budgets import Budgets
     from tflm_vit.search.run import SearchSettings
-    budgets = Budgets.parse(args.sram, args.flash, args.latency, target=_target(args),
-                            cpu=args.cpu)
-    if not budgets.given:
-        raise TflmVitError("give at least one budget: --sram, --flash or --latency")
+    budgets = _budgets(args)
     base = SearchSettings.quick() if args.quick else SearchSettings()
     spaces, evo = base.spaces, base.evolution
-    for name, value in (("rounds", args.rounds), ("steps_per_round", args.steps_per_round)):
-        if value is not None:
-            spaces = dataclasses.replace(spaces, **{name: _positive(name, value)})
+    if args.rounds is not None:
+        spaces = dataclasses.replace(spaces, rounds=_positive("rounds", args.rounds))
+    if args.epochs_per_round is not None:
+        spaces = dataclasses.replace(spaces, epochs_per_round=_positive_number(
+            "epochs_per_round", args.epochs_per_round))
     for name, value in (("population", args.population), ("generations", args.generations)):
         if value is not None:
             evo = dataclasses.replace(evo, **{name: _positive(name, value)})
     settings = dataclasses.replace(base, spaces=spaces, evolution=evo)
-    for name, value in (("supernet_steps", args.supernet_steps),
-                        ("finetune_steps", args.finetune_steps)):
-        if value is not None:
-            if value < 0:
-                raise TflmVitError(f"--{name.replace('_', '-')} must be >= 0, got {value}")
-            settings = dataclasses.replace(settings, **{name: value})
-    with _OutputFolder(args.out):
+    if args.supernet_epochs is not None:
+        if not args.supernet_epochs >= 0:
+            raise TflmVitError(f"--supernet-epochs must be >= 0, got {args.supernet_epochs:g}")
+        settings = dataclasses.replace(settings, supernet_epochs=args.supernet_epochs)
+    if args.finetune_epochs is not None:
+        settings = dataclasses.replace(settings, finetune_epochs=_positive(
+            "finetune_epochs", args.finetune_epochs))
+    if args.no_teacher:
+        if args.teacher:
+            raise TflmVitError("--teacher and --no-teacher contradict each other")
+        settings = dataclasses.replace(settings, teacher=False)
+    if args.teacher and not os.path.isfile(os.path.join(args.teacher, "meta.json")):
+        raise TflmVitError(f"--teacher {args.teacher}: not a teacher folder (no meta.json; "
+                           "teachers are cached under $TFLM_VIT_CACHE/teachers)")
+    assert isinstance(budgets, Budgets)
+    with _OutputFolder(args.out, keep_on_interrupt=True):
         return _search(args, budgets, settings)
+
+
+def _budgets(args):
+    """The search's budgets: a board's (--board), each overridden by --sram, --flash,
+    --latency; or those flags alone."""
+    from tflm_vit.search.boards import board
+    from tflm_vit.search.budgets import Budgets
+    given = Budgets.parse(args.sram, args.flash, args.latency)
+    if args.board:
+        b = board(args.board)
+        if args.cpu and args.cpu != b.cpu:
+            raise TflmVitError(f"--cpu {args.cpu}: board {b.name} has a {b.cpu}")
+        kernels = args.kernels or "cmsis_nn"
+        if args.target == "wheel":
+            raise TflmVitError("--target wheel: a board's arena is its Cortex-M build's")
+        return b.budgets(given.sram, given.flash, given.latency, kernels)
+    args.kernels = args.kernels or "reference"
+    budgets = Budgets.parse(args.sram, args.flash, args.latency, target=_target(args),
+                            cpu=args.cpu or "cortex-m7")
+    if not budgets.given:
+        raise TflmVitError("give a board (--board, e.g. stm32f746) or at least one budget: "
+                           "--sram, --flash or --latency")
+    return budgets
 
 
 def _positive(name: str, value: int) -> int:
     if value <= 0:
         raise TflmVitError(f"--{name.replace('_', '-')} must be positive, got {value}")
+    return value
+
+
+def _positive_number(name: str, value: float) -> float:
+    if not value > 0:
+        raise TflmVitError(f"--{name.replace('_', '-')} must be positive, got {value:g}")
     return value
 
 
@@ -341,7 +403,7 @@ def _search(args, budgets, settings) -> int:
     from tflm_vit.search import report as search_report
     from tflm_vit.search.run import run_search
     console = Console(stderr=True)
-    space, data = _space_and_data(args)
+    space, data = _search_space_and_data(args)
     t0 = time.time()
 
     def say(text):
@@ -352,23 +414,43 @@ def _search(args, budgets, settings) -> int:
         raise TflmVitError("--no-ray and --ray-address contradict each other")
     if args.workers is not None and args.workers <= 0:
         raise TflmVitError(f"--workers must be positive, got {args.workers}")
-    with executor(args.ray_address, args.workers, use_ray=not args.no_ray) as jobs:
+    say(f"budgets: {budgets.describe()} (arena on {budgets.target}, latency on {budgets.cpu})")
+    if not args.ray_timeout > 0:
+        raise TflmVitError(f"--ray-timeout must be positive, got {args.ray_timeout:g}")
+    with executor(args.ray_address, args.workers, not args.no_ray, args.ray_timeout) as jobs:
         say(f"jobs run {'in this process' if args.no_ray else f'on Ray ({jobs.workers} CPUs)'}")
-        result = run_search(space, data, budgets, args.out, settings, args.seed, say, jobs)
+        result = run_search(space, data, budgets, args.out, settings, args.seed, say, jobs,
+                            teacher_path=args.teacher)
     with open(os.path.join(args.out, "spaces", "log.json")) as f:
         log = json.load(f)
-    paths = search_report.write(result, args.out, log)
+    board = None
+    if args.board:
+        from tflm_vit.search.boards import board as find_board
+        board = find_board(args.board)
+    paths = search_report.write(result, args.out, log, board, time.time() - t0)
     a = result.accuracy
     print(f"searched on '{data.name}' in {time.time() - t0:.0f} s under {budgets.describe()}")
     print(f"  space:  {result.space_point['description']}")
     print(f"  subnet: {result.config.short()}")
     print(f"  test top-1: float {a.float_top1:.4f}, converted + planned int8 in TFLM "
           f"{a.top1:.4f} ({a.images} images)")
-    print(f"  arena {result.deployment.arena_size:,} bytes on {budgets.target} (TFLM wheel "
-          f"measures {a.arena_measured:,}), flash {result.deployment.flash:,} bytes")
+    for line in search_report.usage_lines(result, board):
+        print(f"  {line}")
     print(f"  model: {paths['model']}; report: {paths['markdown']}; plots: "
           f"{paths['spaces']}, {paths['pareto']}")
     return 0
+
+
+def _search_space_and_data(args):
+    """--space, or the default for the data: the data-derived space (its image size,
+    channels and classes; tflm_vit.space.space_for_data), the built-in small space with
+    --quick."""
+    from tflm_vit.data import load_dataset
+    from tflm_vit.space import DEFAULT_SPACE, space_for_data
+    if args.space or args.quick:
+        return _space_and_data(args)
+    data = load_dataset(args.data, None, seed=args.seed)
+    return space_for_data(data.resolution, data.channels, data.num_classes), data
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -393,7 +475,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("demo", help="train a supernet, export a subnet, run it in TFLM")
     data_args(d)
-    d.add_argument("--steps", type=int, default=1200)
+    d.add_argument("--steps", type=int, help="supernet training steps (default 1200)")
+    d.add_argument("--epochs", type=float, help="supernet training in epochs of the data")
     d.add_argument("--batch-size", type=int, default=64)
     d.add_argument("--config", help="subnet to export: R0/R1/R2, a JSON file or string "
                    "(default: the largest subnet)")
@@ -403,31 +486,47 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("search", help="search the subnet that fits SRAM / flash / latency "
                        "budgets (MCUFormer), deploy it and measure it in TFLM")
     data_args(s)
+    s.add_argument("--board", help="the microcontroller the model ships on; its SRAM, flash "
+                   "and latency budgets (stm32f401, stm32f411, stm32f427, stm32f746, "
+                   "stm32h743); --sram, --flash, --latency override them")
     s.add_argument("--sram", help="arena budget: bytes or with a unit (320KB; KB = KiB = 1024)")
     s.add_argument("--flash", help="model size budget: bytes or with a unit (1MB)")
     s.add_argument("--latency", help="instruction budget of one inference on --cpu "
                    "(20M = 20,000,000), from the latency model")
-    s.add_argument("--cpu", default="cortex-m7", choices=("cortex-m7", "cortex-m4"))
-    target_args(s, "cortex-m")
+    s.add_argument("--cpu", choices=("cortex-m7", "cortex-m4"),
+                   help="the latency model's CPU (default: the board's, else cortex-m7)")
+    s.add_argument("--target", choices=("cortex-m", "wheel"), default="cortex-m",
+                   help="the TFLM build whose arena the SRAM budget holds (default cortex-m)")
+    s.add_argument("--kernels", choices=("reference", "cmsis_nn"),
+                   help="TFLM kernels of the Cortex-M build (default: cmsis_nn with --board, "
+                        "else reference)")
     s.add_argument("--quick", action="store_true", help="a small search (minutes)")
     s.add_argument("--rounds", type=int, help="space-evolution rounds")
-    s.add_argument("--steps-per-round", type=int, help="supernet steps per space per round")
+    s.add_argument("--epochs-per-round", type=float,
+                   help="supernet epochs per candidate space per round")
     s.add_argument("--population", type=int, help="evolutionary search population")
     s.add_argument("--generations", type=int, help="evolutionary search generations")
-    s.add_argument("--supernet-steps", type=int,
-                   help="steps training the chosen space's supernet before its search")
-    s.add_argument("--finetune-steps", type=int, help="steps fine-tuning the winner")
+    s.add_argument("--supernet-epochs", type=float,
+                   help="epochs training the chosen space's supernet before its search")
+    s.add_argument("--finetune-epochs", type=int, help="epochs (at most) the winner trains "
+                   "on its own, to convergence")
+    s.add_argument("--teacher", help="a cached teacher folder to distil from (default: the "
+                   "one for this training set, trained once and cached)")
+    s.add_argument("--no-teacher", action="store_true", help="no knowledge distillation")
     s.add_argument("--out", default="runs/search", help="work and output folder (an "
                    "interrupted search run again with the same arguments resumes)")
     s.add_argument("--ray-address", help="join this Ray cluster ('auto', or "
                    "ray://HEAD:10001) instead of starting a local Ray")
+    s.add_argument("--ray-timeout", type=float, default=10.0,
+                   help="seconds to wait for the --ray-address cluster to answer")
     s.add_argument("--workers", type=int, help="CPUs of the local Ray (default: all)")
     s.add_argument("--no-ray", action="store_true", help="run every job in this process")
     s.set_defaults(fn=_cmd_search)
 
     t = sub.add_parser("train", help="train (or resume) a supernet")
     data_args(t)
-    t.add_argument("--steps", type=int, default=1200)
+    t.add_argument("--steps", type=int, help="supernet training steps (default 1200)")
+    t.add_argument("--epochs", type=float, help="supernet training in epochs of the data")
     t.add_argument("--batch-size", type=int, default=64)
     t.add_argument("--out", required=True, help="checkpoint folder (resumes if present)")
     t.add_argument("--quiet", action="store_true")
@@ -497,13 +596,47 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+# Set once SIGINT or SIGTERM arrives: the KeyboardInterrupt it raises may surface wrapped
+# in another exception (TensorFlow's converter re-raises what interrupts it), and a run
+# that was asked to stop reports the stop, not the wrapper.
+_SIGNALLED: list[int] = []
+
+
+def _interrupted(kind) -> bool:
+    return bool(_SIGNALLED) or (kind is not None and issubclass(kind, KeyboardInterrupt))
+
+
 def main(argv=None) -> int:
+    import signal
     args = build_parser().parse_args(argv)
+
+    def stop(signum, frame):  # Ctrl-C and SIGTERM stop cleanly, once
+        _SIGNALLED.append(signum)
+        raise KeyboardInterrupt
+    # A signal the caller ignores (a shell's background job, SIGINT) stays ignored.
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    for sig, handler in previous.items():
+        if handler is not signal.SIG_IGN:
+            signal.signal(sig, stop)
     try:
         return args.fn(args)
-    except (TflmVitError, FileNotFoundError) as e:
-        print(f"tflm-vit {args.command}: error: {e}", file=sys.stderr)
-        return 2
+    except BaseException as e:  # noqa: BLE001 - sorted below, the rest re-raised
+        if _interrupted(type(e)):
+            out = getattr(args, "out", None)
+            if args.command == "search" and out and os.path.isdir(out):
+                print(f"tflm-vit {args.command}: interrupted; the work in {out} is kept: run "
+                      "the same command again to resume", file=sys.stderr)
+            else:
+                print(f"tflm-vit {args.command}: interrupted", file=sys.stderr)
+            return 130
+        if isinstance(e, (TflmVitError, FileNotFoundError)):
+            print(f"tflm-vit {args.command}: error: {e}", file=sys.stderr)
+            return 2
+        raise
+    finally:
+        _SIGNALLED.clear()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 if __name__ == "__main__":
