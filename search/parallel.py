@@ -13,6 +13,8 @@ the cluster has more than one machine).
 from __future__ import annotations
 
 import os
+import signal
+import threading
 
 
 class Local:
@@ -51,8 +53,15 @@ class OnRay:
             # driver's, and from a checkout's root `import tflm_vit` would find the source
             # tree (no compiled kernels, no tflm_vit.search) instead of the installed one.
             self.empty = tempfile.mkdtemp(prefix="tflm_vit_ray_")
+            # ray.init installs its own SIGTERM handler (it aborts the driver, leaving
+            # neither the work folder's state nor the one-line message): keep the
+            # caller's, which stops cleanly and shuts Ray down through __exit__.
+            handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
             ray.init(address=address, include_dashboard=False, log_to_driver=False,
                      configure_logging=False, runtime_env={"working_dir": self.empty}, **kw)
+            for sig, handler in handlers.items():
+                if handler is not None and threading.current_thread() is threading.main_thread():
+                    signal.signal(sig, handler)
         self._ray = ray
         self._remote = {}
         resources = ray.cluster_resources()

@@ -350,6 +350,10 @@ def _cmd_search(args) -> int:
     if args.finetune_epochs is not None:
         settings = dataclasses.replace(settings, finetune_epochs=_positive(
             "finetune_epochs", args.finetune_epochs))
+    if args.finetune_minutes is not None:  # 0: no time limit, all --finetune-epochs
+        if not args.finetune_minutes >= 0:
+            raise TflmVitError(f"--finetune-minutes must be >= 0, got {args.finetune_minutes:g}")
+        settings = dataclasses.replace(settings, finetune_minutes=args.finetune_minutes or None)
     if args.no_teacher:
         if args.teacher:
             raise TflmVitError("--teacher and --no-teacher contradict each other")
@@ -510,6 +514,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="epochs training the chosen space's supernet before its search")
     s.add_argument("--finetune-epochs", type=int, help="epochs (at most) the winner trains "
                    "on its own, to convergence")
+    s.add_argument("--finetune-minutes", type=float, help="time budget of that training on "
+                   "this machine (default 40; 0: none, all --finetune-epochs)")
     s.add_argument("--teacher", help="a cached teacher folder to distil from (default: the "
                    "one for this training set, trained once and cached)")
     s.add_argument("--no-teacher", action="store_true", help="no knowledge distillation")
