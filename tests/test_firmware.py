@@ -236,6 +236,25 @@ def test_export_c_and_the_make_fragment_build_the_example_app(tree, r0_planned_p
     assert f"of {arena} bytes" in result.output
 
 
+@pytest.mark.parametrize("cpu", ["cortex-m7", "cortex-m4"])
+def test_board_flash_budgets_leave_room_for_the_example_firmware(r0_planned_path, tmp_path,
+                                                                 cpu):
+    """search/boards.py's FIRMWARE_FLASH is what our example firmware (TFLM + CMSIS-NN +
+    our ops + the example app) takes without its model: text + data of the ELF less the
+    model array."""
+    from tflm_vit.search.boards import FIRMWARE_FLASH
+    assert _cli("export-c", r0_planned_path, "-o", tmp_path / "model").returncode == 0
+    build = qemu.build(cpu, "cmsis_nn", targets=("tflm_vit_example",),
+                       TFLM_VIT_EXAMPLE_MODEL=tmp_path / "model")
+    sizes = subprocess.run(["arm-none-eabi-size", "-A", str(build.example)],
+                           capture_output=True, text=True, check=True).stdout
+    flash = sum(int(line.split()[1]) for line in sizes.splitlines()
+                if line.split() and line.split()[0] in (".text", ".rodata", ".data",
+                                                        ".ARM.exidx", ".init_array",
+                                                        ".fini_array", ".tv_vectors"))
+    assert flash - r0_planned_path.stat().st_size == FIRMWARE_FLASH[cpu]
+
+
 def test_export_c_refuses_an_op_nobody_provides(r0_planned_path, tmp_path):
     from tflite_micro.tensorflow.lite.micro.compression import model_editor
     from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
@@ -277,13 +296,20 @@ set_target_properties(tflm PROPERTIES IMPORTED_LOCATION {tflm}
 set(TFLM_VIT_TFLM_TARGET tflm)
 {f"set(TFLM_VIT_CMSIS_NN_DIR {dl / 'cmsis_nn'})" if kernels == "cmsis_nn" else ""}
 add_subdirectory({REPO / 'custom_ops'} tflm_vit)
-add_executable(app {fw / 'example/main.cc'} {tmp_path / 'model.cc'} {fw / 'boards/mps2/board.cc'})
-target_include_directories(app PRIVATE {tmp_path} {fw / 'boards'})
-target_compile_options(app PRIVATE -fno-rtti -fno-exceptions --specs=rdimon.specs)
-target_link_libraries(app PRIVATE tflm_vit_ops tflm)
-target_link_options(app PRIVATE --specs=rdimon.specs -Wl,--gc-sections
-  -Wl,--section-start=.tv_vectors=0x0 -Wl,--undefined=tv_vectors)
+foreach(exe app dropin)
+  set(main {fw / 'example/main.cc'})
+  if(exe STREQUAL dropin)
+    set(main {tmp_path / 'dropin.cc'})
+  endif()
+  add_executable(${{exe}} ${{main}} {tmp_path / 'model.cc'} {fw / 'boards/mps2/board.cc'})
+  target_include_directories(${{exe}} PRIVATE {tmp_path} {fw / 'boards'})
+  target_compile_options(${{exe}} PRIVATE -fno-rtti -fno-exceptions --specs=rdimon.specs)
+  target_link_libraries(${{exe}} PRIVATE tflm_vit_ops tflm)
+  target_link_options(${{exe}} PRIVATE --specs=rdimon.specs -Wl,--gc-sections
+    -Wl,--section-start=.tv_vectors=0x0 -Wl,--undefined=tv_vectors)
+endforeach()
 """)
+    (tmp_path / "dropin.cc").write_text(DROP_IN_APP)
     cmake = shutil.which("cmake", path=os.pathsep.join([os.path.dirname(sys.executable),
                                                          os.environ.get("PATH", "")]))
     out = tmp_path / "out"
@@ -294,12 +320,43 @@ target_link_options(app PRIVATE --specs=rdimon.specs -Wl,--gc-sections
         proc = subprocess.run(cmd, capture_output=True, text=True)
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     qemu.run(out / "app", "cortex-m7", marker="TFLM_VIT_EXAMPLE_PASS")
+    # The README's drop-in: an app that includes only tflm_vit_ops.h for our ops.
+    qemu.run(out / "dropin", "cortex-m7", marker="TFLM_VIT_DROPIN_PASS")
     (ops_lib,) = out.glob("tflm_vit/libtflm_vit_ops.a")
     disassembly = subprocess.run(["arm-none-eabi-objdump", "-d", str(ops_lib)],
                                  capture_output=True, text=True, check=True).stdout
     linear = disassembly[disassembly.index("<tv_linear_row_s8>:"):]
     linear = linear[:linear.index("\n\n")]
     assert ("smlad" in linear) == (kernels == "cmsis_nn")
+
+
+# A user's app with our ops added by the documented drop-in header alone (README,
+# "Firmware"): tflm_vit::AddTflmVitOps fills a resolver sized with kTflmVitOpCount.
+DROP_IN_APP = r"""
+#include "board.h"
+#include "model.h"
+#include "tensorflow/lite/micro/micro_interpreter.h"
+#include "tensorflow/lite/micro/micro_log.h"
+#include "tensorflow/lite/micro/micro_mutable_op_resolver.h"
+#include "tflm_vit_ops.h"
+
+alignas(16) static uint8_t arena[model::kArenaSize];
+
+int main() {
+  BoardInit();
+  static tflite::MicroMutableOpResolver<2 + tflm_vit::kTflmVitOpCount> resolver;
+  resolver.AddAdd();
+  resolver.AddMean();
+  if (tflm_vit::AddTflmVitOps(resolver) != kTfLiteOk) BoardExit(1);
+  tflite::MicroInterpreter interpreter(tflite::GetModel(model::kModel), resolver, arena,
+                                       sizeof(arena));
+  if (interpreter.AllocateTensors() != kTfLiteOk || interpreter.Invoke() != kTfLiteOk) {
+    BoardExit(2);
+  }
+  MicroPrintf("TFLM_VIT_DROPIN_PASS");
+  BoardExit(0);
+}
+"""
 
 
 def test_cmake_target_without_tflm_is_a_clear_error(tmp_path):

@@ -11,7 +11,7 @@
 #define TFLM_VIT_TFLM_TFLM_VIT_OPS_H_
 
 #include "tensorflow/lite/micro/micro_mutable_op_resolver.h"
-#include "ops.h"
+#include "op_table.h"
 
 namespace tflm_vit {
 
