@@ -17,7 +17,7 @@ FIRMWARE_TOOLS := arm-none-eabi-gcc arm-none-eabi-g++ qemu-system-arm bazel
 DATA_DEBS := dataset-fashion-mnist
 DATA_DIR  := /usr/share/datasets/fashion-mnist
 
-.PHONY: demo test install bench clean firmware-deps firmware data-deps
+.PHONY: demo search test install bench clean firmware-deps firmware data-deps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,11 @@ install: $(BIN)/python
 demo: install
 	$(BIN)/tflm-vit demo
 	$(BIN)/tflm-vit search --quick --sram 16KB --out runs/search
+
+# The search for a real board on real data: Fashion-MNIST on the STM32F746 (MCUFormer's
+# board), default settings (within 2 hours on 2 CPU cores; resumable).
+search: install data-deps
+	$(BIN)/tflm-vit search --board stm32f746 --data fashion-mnist --out runs/stm32f746
 
 # Installs Fashion-MNIST with apt when it is missing (root, or sudo without a password);
 # otherwise says which package to install.
@@ -68,6 +73,7 @@ test: install firmware-deps data-deps
 bench: install firmware-deps data-deps
 	$(BIN)/python bench/stock_tflm.py
 	$(BIN)/python bench/isqrt_iterations.py
+	$(BIN)/python bench/recipe.py
 	$(BIN)/python bench/fidelity.py
 	$(BIN)/python bench/memory.py
 	$(BIN)/python bench/firmware.py

@@ -171,7 +171,7 @@ def test_train_on_too_few_images_per_class_names_the_split(tmp_path, capsys):
 def test_export_with_data_of_another_class_count_is_refused(tmp_path, capsys):
     _image_folder(tmp_path / "data", per_class=5)
     assert main(["train", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "ckpt"),
-                 "--steps", "1"]) == 0
+                 "--steps", "1", "--batch-size", "4"]) == 0
     capsys.readouterr()
     line = _error(capsys, "export", "--checkpoint", tmp_path / "ckpt", "--config", "R0",
                   "--out", tmp_path / "out")
