@@ -207,8 +207,12 @@ def finish(net, space: SearchSpace, train, val, data, budgets: Budgets, costs: C
     say(f"{tag}: deploying {winner.short()} (export, convert, plan, measure in TFLM)")
     # The plan refuses (PlanError) to exceed the SRAM budget, should the trained model's
     # arena ever differ from the shape-only one the search costed.
-    d = pipeline.deploy(trained, winner, train.x_train[:pipeline.CALIBRATION_IMAGES],
-                        verify_images=val.x_test, target=budgets.target, budget=budgets.sram)
+
+    def deploy(model):  # export -> convert -> plan, verified on the validation images
+        return pipeline.deploy(model, winner, train.x_train[:pipeline.CALIBRATION_IMAGES],
+                               verify_images=val.x_test, target=budgets.target,
+                               budget=budgets.sram)
+    d = deploy(trained)
     quantisation = pipeline.quantisation_loss(d, trained, val.x_test, val.y_test)
     say(f"{tag}: validation top-1 float {quantisation['float_top1']:.4f}, int8 in TFLM "
         f"{quantisation['int8_top1']:.4f}")
@@ -222,9 +226,7 @@ def finish(net, space: SearchSpace, train, val, data, budgets: Budgets, costs: C
         tuned, qat_fit = train_subnet(trained, winner, train, val, QAT_EPOCHS, qat_recipe,
                                       teacher, None, os.path.join(workdir, f"{tag}_qat"),
                                       seed, say, quantisation_aware=True)
-        d2 = pipeline.deploy(tuned, winner, train.x_train[:pipeline.CALIBRATION_IMAGES],
-                             verify_images=val.x_test, target=budgets.target,
-                             budget=budgets.sram)
+        d2 = deploy(tuned)
         q2 = pipeline.quantisation_loss(d2, tuned, val.x_test, val.y_test)
         quantisation["qat"] = {**q2, "epochs": qat_fit.epochs, "seconds": qat_fit.seconds,
                                "kept": q2["int8_top1"] > quantisation["int8_top1"]}
