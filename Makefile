@@ -68,7 +68,7 @@ firmware: install firmware-deps
 	done; done
 
 test: install firmware-deps data-deps
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --durations=30
 
 bench: install firmware-deps data-deps
 	$(BIN)/python bench/stock_tflm.py

@@ -14,9 +14,9 @@ TINY = SearchSpace(resolution=[16], patch_size=[4, 8], embed_dim=[16, 32], depth
                    num_heads=[1, 2], mlp_ratio=[1.0, 2.0], rank_ratio=[0.5, 1.0])
 
 
-def _batch(n: int) -> Recipe:
+def _batch(n: int, **kw) -> Recipe:
     import dataclasses
-    return dataclasses.replace(SUPERNET_RECIPE, batch_size=n)
+    return dataclasses.replace(SUPERNET_RECIPE, batch_size=n, **kw)
 
 
 def _small(digits, n=128):
@@ -53,14 +53,18 @@ def test_mirrored_strategy_train_checkpoint_and_resume(digits, tmp_path):
 
 
 def test_training_reduces_loss(digits):
-    # 240 steps, last 4 logged losses: 120 steps left the margin to one noisy batch
-    # (the sandwich loss of random subnets), and the test failed now and then.
+    # The training loop itself, without the recipe's regularisers: label smoothing puts a
+    # floor under the loss and augmentation makes each batch harder, and with both the
+    # sandwich loss of random subnets fell only 19 % in 240 steps on one CI run (flaky at
+    # the 20 % bar). Without them the same steps leave a wide margin.
     _, hist = train_supernet(TINY, _small(digits, 512),
-                             TrainConfig(steps=240, recipe=_batch(32), log_every=10),
+                             TrainConfig(steps=240, log_every=10,
+                                         recipe=_batch(32, augment=False, label_smoothing=0.0)),
                              progress=False)
     first = np.mean([h["loss"] for h in hist[:2]])
     last = np.mean([h["loss"] for h in hist[-4:]])
-    assert last < 0.8 * first, (first, last)
+    print("sandwich loss", first, "->", last)
+    assert last < 0.7 * first, (first, last)
 
 
 def test_resume_with_another_space_is_refused(digits, tmp_path):
