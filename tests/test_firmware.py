@@ -172,6 +172,32 @@ def test_models_on_target_match_the_wheel_and_the_memory_model(build, models, tm
                                                                r["arena_predicted"])
 
 
+def test_common_cnn_builtins_on_target_match_the_memory_model(build, tmp_path):
+    # Every builtin the memory model knows that Keras gives (tflm_vit.model_zoo's op
+    # sampler: depthwise and pooling with CMSIS-NN's scratch, concatenation, strided
+    # slice, pad, hard swish, pack, gather, ...): the arena TFLM records on the target is
+    # the prediction for it, stock and planned, and the output is the wheel's.
+    import re
+
+    import numpy as np
+
+    from tflm_vit import model_zoo, runtime
+    from tflm_vit.memory import plan_model, predict
+    target = bench_firmware.TARGET_OF[build.kernels]
+    stock = model_zoo.build("op_sampler")
+    image = np.random.default_rng(0).integers(-128, 128, (1, 16, 16, 8), dtype=np.int8)
+    (tmp_path / "in.bin").write_bytes(image.tobytes())
+    for name, data in (("stock", stock), ("planned", plan_model(stock, target=target).model)):
+        (tmp_path / f"{name}.tflite").write_bytes(data)
+        run = qemu.run(build.model_runner, build.cpu, [tmp_path / f"{name}.tflite",
+                                                       tmp_path / "in.bin", 1 << 20],
+                       marker="TFLM_VIT_RUN_PASS")
+        used = int(re.search(r"arena_used_bytes (\d+)", run.output).group(1))
+        assert used == predict(data, target).total, name
+        out = bytes.fromhex(re.search(r"output ([0-9a-f]+)", run.output).group(1))
+        assert out == runtime.invoke(data, image)[0].tobytes(), name
+
+
 def test_planned_model_below_its_arena_surfaces_tflms_error(tmp_path):
     build = qemu.build("cortex-m7", "reference")
     from tflm_vit.memory import predict

@@ -34,6 +34,12 @@ RESOLVER_METHODS = {
     "DEQUANTIZE": "AddDequantize", "QUANTIZE": "AddQuantize",
     "SQUARED_DIFFERENCE": "AddSquaredDifference", "RSQRT": "AddRsqrt",
     "LOGISTIC": "AddLogistic", "TRANSPOSE": "AddTranspose", "NEG": "AddNeg",
+    # What common MCU CNNs add (tflm_vit.model_zoo; bench/any_model.py).
+    "DEPTHWISE_CONV_2D": "AddDepthwiseConv2D", "AVERAGE_POOL_2D": "AddAveragePool2D",
+    "MAX_POOL_2D": "AddMaxPool2D", "CONCATENATION": "AddConcatenation",
+    "STRIDED_SLICE": "AddStridedSlice", "PAD": "AddPad", "HARD_SWISH": "AddHardSwish",
+    "TANH": "AddTanh", "PACK": "AddPack", "GATHER": "AddGather", "SHAPE": "AddShape",
+    "RELU": "AddRelu", "RELU6": "AddRelu6",
 }
 assert set(RESOLVER_METHODS) == set(KNOWN_BUILTINS), "one builtin list: tail.KNOWN_BUILTINS"
 

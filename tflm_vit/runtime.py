@@ -117,6 +117,8 @@ def make_interpreter(model, arena_size: int | None = None, preserve_all_tensors=
     model is refused with ArenaTooSmallError before the wheel sees it. Models with our
     ops get our registerer automatically. Returns (interpreter, arena_size used)."""
     data, info = load_model(model)
+    from tflm_vit.aborts import check_loads
+    check_loads(info)  # before the wheel can abort the process
     custom_op_registerers = registerers_for(info, custom_op_registerers)
     safe = safe_arena_size(info)
     if arena_size is not None:

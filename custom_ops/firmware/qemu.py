@@ -105,7 +105,7 @@ def build(cpu: str, kernels: str, targets=("tflm_vit_vector_tests", "tflm_vit_mo
     runner_ops = BUILD / "firmware" / "runner_ops"
     _write_runner_ops(runner_ops)
     variables.setdefault("TFLM_VIT_RUNNER_OPS_DIR", runner_ops)
-    _drop_objects_if_headers_changed(bindir(tree, cpu, kernels).parent)
+    _drop_objects_if_headers_changed(bindir(tree, cpu, kernels).parent, runner_ops)
     proc = subprocess.run(make_args(tree, cpu, kernels, **variables) + list(targets),
                           capture_output=True, text=True)
     if proc.returncode != 0:
@@ -116,14 +116,17 @@ def build(cpu: str, kernels: str, targets=("tflm_vit_vector_tests", "tflm_vit_mo
     return Build(cpu, kernels, bindir(tree, cpu, kernels))
 
 
-def _drop_objects_if_headers_changed(gen: pathlib.Path) -> None:
+def _drop_objects_if_headers_changed(gen: pathlib.Path, generated: pathlib.Path) -> None:
     """TFLM's make has no header dependencies (its DEPDIR is never set), so after a
     header of ours changes it would link objects compiled against the old one: a struct
-    that grew a field then reads as garbage in every file make did not recompile. So
-    when our headers differ from those of the last build in `gen`, our objects go."""
+    that grew a field then reads as garbage in every file make did not recompile (and a
+    runner_ops.h with another op count does not link). So when our headers, the
+    generated ones in `generated` included, differ from those of the last build in
+    `gen`, our objects go."""
     digest = hashlib.sha256()
-    for path in sorted(CUSTOM_OPS.rglob("*.h")):
-        digest.update(str(path.relative_to(CUSTOM_OPS)).encode() + b"\0" + path.read_bytes())
+    for root in (CUSTOM_OPS, generated):
+        for path in sorted(root.rglob("*.h")):
+            digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
     stamp = gen / "tflm_vit_headers.sha256"
     if stamp.exists() and stamp.read_text() == digest.hexdigest():
         return

@@ -23,8 +23,17 @@ class PlannedModel:
     @property
     def arena_size(self) -> int:
         """The arena to give TFLM on the target: what it will record (or, for tiny
-        models, the room it needs while planning), rounded as the target needs."""
+        models, the room it needs while planning), rounded as the target needs. With ops
+        the memory model does not know: measured on the wheel, refused elsewhere
+        (predict.UnmodelledOpsError)."""
+        if self.after.unmodelled and self.after.target == "wheel":
+            if self._measured is None:
+                from tflm_vit import runtime
+                self._measured = runtime.allocations(self.model).total
+            return self._measured
         return self.after.arena_to_give
+
+    _measured = None
 
 
 def plan_model(model, budget: int | None = None, exact: bool | None = None,

@@ -59,8 +59,17 @@ class MemoryPrediction:
 
     @property
     def arena_to_give(self) -> int:
-        """arena_size rounded as TFLM needs on this prediction's target (targets.py)."""
+        """arena_size rounded as TFLM needs on this prediction's target (targets.py).
+        UnmodelledOpsError when the model has ops whose allocations the memory model does
+        not know: it never hands out a figure it cannot vouch for."""
+        if self.caveats:
+            raise UnmodelledOpsError(self.unmodelled, self.target)
         return get_target(self.target).arena_to_give(self)
+
+    @property
+    def unmodelled(self) -> list[str]:
+        """The ops whose allocations are not modelled (empty: the figures are exact)."""
+        return [c.split(":")[0] for c in self.caveats]
 
     @property
     def bound_op(self) -> int:
@@ -74,6 +83,17 @@ class MemoryPrediction:
         return self.head_lower_bound + self.tail
 
 
+class UnmodelledOpsError(ModelFileError):
+    """The arena of a model with ops the memory model does not know was asked for."""
+
+    def __init__(self, ops: list[str], target: str):
+        self.ops, self.target = list(ops), target
+        super().__init__(
+            f"the memory model does not know the persistent allocations of "
+            f"{', '.join(ops)} on {target}, so it gives no arena for this model there "
+            "(on the wheel, `tflm-vit analyze` and `plan` measure it instead)")
+
+
 def predict(model, target=DEFAULT_TARGET) -> MemoryPrediction:
     """Prediction for a model (path or bytes) on a target (targets.TARGETS: "wheel",
     "cortex-m", "cortex-m-cmsis-nn"); its offline plan is checked first."""
@@ -82,9 +102,19 @@ def predict(model, target=DEFAULT_TARGET) -> MemoryPrediction:
 
 
 def _check_modelled(info: ModelInfo) -> None:
-    """ModelFileError for a float or int16 model, whose kernels' allocations the memory
-    model does not know: it is exact or refuses, it never guesses. (Int8 models may hold
-    a float DEQUANTIZE of a constant inside; those ops are modelled.)"""
+    """ModelFileError for a model the memory model does not cover: more than one
+    subgraph, float or int16 activations (other kernels, other allocations), or one TFLM
+    aborts on (aborts.py). It is exact or refuses, it never guesses. (Int8 models may
+    hold a float DEQUANTIZE of a constant inside; those ops are modelled.)"""
+    from tflm_vit.aborts import check_loads
+    if len(info.model.subgraphs) != 1:
+        raise ModelFileError(f"the model has {len(info.model.subgraphs)} subgraphs; the "
+                             "memory model covers single-subgraph models (no control flow)")
+    for i, t in enumerate(info.tensors):
+        if t.dtype == "INT16" and not t.is_constant:
+            raise ModelFileError(f"tensor {i} '{t.name}' holds int16 activations; the memory "
+                                 "model covers int8 models (16x8 kernels keep other data)")
+    check_loads(info)
     for t in info.inputs + info.outputs:
         if info.tensors[t].dtype != "INT8":
             kind = "input" if t in info.inputs else "output"

@@ -22,7 +22,11 @@ NO_SCRATCH_BUILTINS = frozenset({
     "ADD", "SUB", "MUL", "FULLY_CONNECTED", "RESHAPE", "SOFTMAX", "LOGISTIC", "QUANTIZE",
     "DEQUANTIZE", "TRANSPOSE", "BATCH_MATMUL", "CONV_2D", "SQUARED_DIFFERENCE", "RSQRT",
     "NEG", "STRIDED_SLICE", "CONCATENATION", "GATHER", "PACK", "UNPACK", "SPLIT", "TANH",
+    "DEPTHWISE_CONV_2D", "AVERAGE_POOL_2D", "MAX_POOL_2D", "PAD", "HARD_SWISH", "RELU",
+    "RELU6", "SHAPE",
 })
+CMSIS_NN_SCRATCH = frozenset({"CONV_2D", "FULLY_CONNECTED", "DEPTHWISE_CONV_2D",
+                              "AVERAGE_POOL_2D"})
 # MEAN / SUM (int8): an int32 accumulator per output element, the input's dims, the axes.
 REDUCERS = frozenset({"MEAN", "SUM"})
 
@@ -68,13 +72,42 @@ def _cmsis_nn(info: ModelInfo, op: OpInfo) -> list[int]:
         depth = t[op.inputs[1]].shape[-1]
         if len(t[op.outputs[0]].shape) > 2 and depth % 4 == 0 and not per_channel:
             return [8 * t[op.inputs[1]].shape[0]]
+    if op.name == "AVERAGE_POOL_2D":  # arm_avgpool_s8_get_buffer_size (DSP): an int32 sum per channel
+        return [4 * t[op.inputs[0]].shape[3]]
+    if op.name == "DEPTHWISE_CONV_2D":
+        return _cmsis_nn_depthwise(info, op)
     return []
+
+
+def _cmsis_nn_depthwise(info: ModelInfo, op: OpInfo) -> list[int]:
+    """arm_depthwise_conv_wrapper_s8_get_buffer_size on a DSP core: a depth multiplier of
+    1 without dilation takes the optimised kernel, which needs an int16 column of
+    c x kh x kw, except the 3x3 kernel with padding <= 1 that has its own route."""
+    t = info.tensors
+    _, in_h, in_w, in_c = t[op.inputs[0]].shape
+    _, out_h, out_w, out_c = t[op.outputs[0]].shape
+    _, kh, kw, _ = t[op.inputs[1]].shape
+    opts = info.model.subgraphs[0].operators[op.index].builtinOptions
+    dil_h, dil_w = opts.dilationHFactor, opts.dilationWFactor
+    if in_c != out_c or dil_h != 1 or dil_w != 1:
+        return []
+    pad_h = _padding(opts.strideH, dil_h, in_h, kh, out_h)
+    pad_w = _padding(opts.strideW, dil_w, in_w, kw, out_w)
+    if kh == 3 and kw == 3 and pad_h <= 1 and pad_w <= 1:
+        return []
+    return [2 * in_c * kh * kw]
+
+
+def _padding(stride: int, dilation: int, in_size: int, filter_size: int, out_size: int) -> int:
+    """TFLM's ComputePaddingWithOffset: the leading padding."""
+    effective = (filter_size - 1) * dilation + 1
+    return max((out_size - 1) * stride + effective - in_size, 0) // 2
 
 
 def scratch_requests(info: ModelInfo, op: OpInfo, kernels: str = "reference") -> list[int]:
     """Bytes of each scratch buffer `op` requests, in order, with TFLM's `kernels`
     ("reference" or "cmsis_nn")."""
-    if kernels == "cmsis_nn" and op.name in ("CONV_2D", "FULLY_CONNECTED"):
+    if kernels == "cmsis_nn" and op.name in CMSIS_NN_SCRATCH:
         return _cmsis_nn(info, op)
     if op.name in tv_options.OPS:
         return _ours(info, op)

@@ -28,7 +28,7 @@ KERNEL_ALIGN = 16  # MicroContext::AllocatePersistentBuffer aligns to MicroArena
 TV_OP_DATA = _kernels.OP_DATA_BYTES  # sizeof(OpData), custom_ops/kernels/tv_options.h
 BATCH_MATMUL_QUANT = 28  # BATCH_MATMUL's quantization parameters (no pointers)
 
-NO_PERSISTENT = frozenset({"RESHAPE", "TRANSPOSE", "NEG"})
+NO_PERSISTENT = frozenset({"RESHAPE", "TRANSPOSE", "NEG"})  # neither options nor op data
 KNOWN_BUILTINS = (frozenset(TARGETS[DEFAULT_TARGET].init_op_data)
                   | frozenset(TARGETS[DEFAULT_TARGET].parsed_options) | NO_PERSISTENT)
 
@@ -40,11 +40,18 @@ def _int_array(n: int) -> int:
 def _prepare_allocations(info: ModelInfo, op: OpInfo, target: Target) -> list[int]:
     """Bytes each builtin's Prepare allocates persistently, in order."""
     t = info.tensors
+    if op.name == "RESHAPE" and op.outputs and -1 in t[op.outputs[0]].shape:
+        return [_int_array(len(t[op.outputs[0]].shape))]  # dims made writable to stretch
     if len(op.inputs) < 2 or min(op.inputs[:2]) < 0 or not op.outputs:
         return []  # not a shape these kernels accept; TFLM refuses such a model anyway
     if op.name in ("FULLY_CONNECTED", "CONV_2D"):
         out_channels = t[op.inputs[1]].shape[0]
         return [4 * out_channels, 4 * out_channels]  # per-channel multipliers and shifts
+    if op.name == "DEPTHWISE_CONV_2D" and t[op.inputs[0]].dtype == "INT8":
+        out_channels = t[op.inputs[1]].shape[3]  # kDepthwiseConvQuantizedDimension
+        return [4 * out_channels, 4 * out_channels]
+    if op.name == "GATHER":  # the output's dims, made writable (gather.cc)
+        return [_int_array(len(t[op.outputs[0]].shape))]
     if op.name == "BATCH_MATMUL":
         adj_x, adj_y = _batch_matmul_adjoints(info, op)
         lhs, rhs, out = t[op.inputs[0]], t[op.inputs[1]], t[op.outputs[0]]

@@ -51,11 +51,20 @@ class Target:
         return -(-prediction.arena_size // m) * m
 
 
-# Op data each reference builtin allocates in Init on a 32-bit Cortex-M build.
+# Op data each reference builtin allocates in Init on a 32-bit Cortex-M build. The
+# second group (common MCU CNNs) was read off with tflm_vit.memory.trace on the M7.
 _CORTEX_M_INIT = {
-    "ADD": 60, "SUB": 60, "MUL": 36, "MEAN": 44, "SUM": 44, "DEQUANTIZE": 32,
+    "ADD": 60, "SUB": 52, "MUL": 36, "MEAN": 44, "SUM": 44, "DEQUANTIZE": 32,
     "QUANTIZE": 32, "SQUARED_DIFFERENCE": 112, "RSQRT": 28, "FULLY_CONNECTED": 48,
     "BATCH_MATMUL": 16, "SOFTMAX": 56, "LOGISTIC": 16, "CONV_2D": 56,
+    "DEPTHWISE_CONV_2D": 56, "AVERAGE_POOL_2D": 32, "MAX_POOL_2D": 32, "CONCATENATION": 24,
+    "STRIDED_SLICE": 84, "PAD": 56, "HARD_SWISH": 20, "TANH": 16, "RELU": 28, "RELU6": 8,
+}
+# Parsed builtin options that are the same on every target (no pointers, no enums
+# before an int): read off on the wheel and the M7 alike.
+_SHARED_OPTIONS = {
+    "DEPTHWISE_CONV_2D": (28, 4), "AVERAGE_POOL_2D": (40, 4), "MAX_POOL_2D": (40, 4),
+    "CONCATENATION": (8, 4), "STRIDED_SLICE": (24, 4), "PACK": (8, 4), "GATHER": (8, 4),
 }
 _CORTEX_M = dict(
     pointer=4,
@@ -69,7 +78,7 @@ _CORTEX_M = dict(
     parsed_options={
         "ADD": (2, 1), "SUB": (2, 1), "MUL": (1, 1), "MEAN": (1, 1), "SUM": (1, 1),
         "FULLY_CONNECTED": (5, 1), "RESHAPE": (36, 4), "BATCH_MATMUL": (3, 1),
-        "SOFTMAX": (4, 4), "CONV_2D": (28, 4),
+        "SOFTMAX": (4, 4), "CONV_2D": (28, 4), "SHAPE": (1, 1), **_SHARED_OPTIONS,
     },
     scratch_request=12,
     allocation_info=24,
@@ -93,12 +102,15 @@ TARGETS = {
         parsed_options={
             "ADD": (8, 4), "SUB": (8, 4), "MUL": (4, 4), "MEAN": (1, 1), "SUM": (1, 1),
             "FULLY_CONNECTED": (32, 8), "RESHAPE": (36, 4), "BATCH_MATMUL": (3, 1),
-            "SOFTMAX": (4, 4), "CONV_2D": (28, 4),
+            "SOFTMAX": (4, 4), "CONV_2D": (28, 4), "SHAPE": (4, 4), **_SHARED_OPTIONS,
         },
         init_op_data={
-            "ADD": 60, "SUB": 60, "MUL": 36, "MEAN": 44, "SUM": 44, "DEQUANTIZE": 32,
+            "ADD": 60, "SUB": 52, "MUL": 36, "MEAN": 44, "SUM": 44, "DEQUANTIZE": 32,
             "QUANTIZE": 32, "SQUARED_DIFFERENCE": 112, "RSQRT": 28, "FULLY_CONNECTED": 72,
             "BATCH_MATMUL": 32, "SOFTMAX": 80, "LOGISTIC": 16, "CONV_2D": 80,
+            "DEPTHWISE_CONV_2D": 80, "AVERAGE_POOL_2D": 32, "MAX_POOL_2D": 32,
+            "CONCATENATION": 80, "STRIDED_SLICE": 84, "PAD": 56, "HARD_SWISH": 20,
+            "TANH": 16, "RELU": 28, "RELU6": 8,
         },
         scratch_request=16,
         allocation_info=32,
@@ -120,7 +132,8 @@ TARGETS = {
         # (BATCH_MATMUL's quantization parameters after, not before, its transposed
         # copy: the same total, each allocation being 16-aligned).
         init_op_data={**_CORTEX_M_INIT, "FULLY_CONNECTED": 72, "CONV_2D": 60,
-                      "BATCH_MATMUL": 36, "SOFTMAX": 64},
+                      "BATCH_MATMUL": 36, "SOFTMAX": 64, "DEPTHWISE_CONV_2D": 60,
+                      "AVERAGE_POOL_2D": 36, "MAX_POOL_2D": 36},
         **_CORTEX_M,
     ),
 }

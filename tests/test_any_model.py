@@ -1,0 +1,117 @@
+"""Any int8 model a TFLM user brings (tflm_vit.model_zoo): the memory model's arena is
+TFLM's to the byte for the builtins it knows; for the others `analyze` and `plan`
+measure on the wheel and refuse on a Cortex-M; models TFLM would abort on, models with
+two subgraphs or int16 activations are one-line errors. (On the emulated M4/M7:
+tests/test_firmware.py; every zoo model at full size: bench/any_model.py.)"""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tflm_vit import model_zoo, runtime
+from tflm_vit.errors import ModelFileError
+from tflm_vit.memory import plan_model, predict
+from tflm_vit.tflite_model import parse_model
+
+
+@pytest.fixture(scope="module")
+def sampler():
+    return model_zoo.build("op_sampler")
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-P", "-m", "tflm_vit.cli", *map(str, args)],
+                          capture_output=True, text=True, cwd="/")
+
+
+def test_every_known_builtin_is_exact_on_the_wheel_stock_and_planned(sampler):
+    from tflm_vit.memory.tail import KNOWN_BUILTINS
+    ops = {op.name for op in parse_model(sampler).ops}
+    assert len(ops & KNOWN_BUILTINS) >= 20 and predict(sampler).unmodelled == []
+    assert predict(sampler).total == runtime.allocations(sampler).total
+    planned = plan_model(sampler)
+    assert planned.after.total == runtime.allocations(planned.model).total
+    assert planned.after.head <= planned.before.head
+    x = np.random.default_rng(0).integers(-128, 128, (1, 16, 16, 8), dtype=np.int8)
+    assert np.array_equal(runtime.invoke(sampler, x), runtime.invoke(planned.model, x))
+
+
+@pytest.mark.parametrize("name,kw", [("ds_cnn", {"scale": 0.25}),
+                                     ("resnet8", {"scale": 0.25})])
+def test_small_mlperf_tiny_models_are_exact_on_the_wheel(name, kw):
+    data = model_zoo.build(name, **kw)
+    assert predict(data).total == runtime.allocations(data).total
+
+
+def _tiny(layer_fn, **convert):
+    import keras
+    keras.utils.set_random_seed(0)
+    x = inp = keras.Input((8, 8, 4), batch_size=1)
+    x = layer_fn(x)
+    return model_zoo.int8_tflite(keras.Model(inp, x), **convert)
+
+
+def test_an_unknown_op_is_measured_on_the_wheel_and_refused_on_a_cortex_m(tmp_path):
+    import keras
+    L = keras.layers
+    path = tmp_path / "leaky.tflite"
+    path.write_bytes(_tiny(lambda x: L.Dense(4)(L.Flatten()(L.LeakyReLU(0.1)(L.Conv2D(8, 3)(x))))))
+    measured = runtime.allocations(path.read_bytes()).total
+    proc = _cli("analyze", path, "--no-ops")
+    assert proc.returncode == 0
+    assert (f"arena to give TFLM on wheel: {measured:,} bytes (measured: the memory model "
+            "does not know LEAKY_RELU)") in proc.stdout
+    for cmd in (["analyze", path], ["plan", path, "-o", tmp_path / "p.tflite"]):
+        proc = _cli(*cmd, "--target", "cortex-m")
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr
+        assert proc.stderr.strip().splitlines()[-1].endswith(
+            "the memory model does not know the persistent allocations of LEAKY_RELU on "
+            "cortex-m, so it gives no arena for this model there (on the wheel, `tflm-vit "
+            "analyze` and `plan` measure it instead)")
+    assert not (tmp_path / "p.tflite").exists()
+    proc = _cli("plan", path, "-o", tmp_path / "w.tflite")
+    assert proc.returncode == 0
+    give = int(proc.stdout.split("give TFLM an arena of ")[1].split()[0].replace(",", ""))
+    assert give == runtime.allocations((tmp_path / "w.tflite").read_bytes()).total
+
+
+def test_a_softmax_tflm_would_abort_on_is_refused_before_the_wheel_sees_it(tmp_path):
+    import keras
+    L = keras.layers
+    dense = L.Dense(10, kernel_initializer=keras.initializers.RandomNormal(stddev=1e-10),
+                    bias_initializer="zeros")
+    path = tmp_path / "tiny_logits.tflite"
+    path.write_bytes(_tiny(lambda x: L.Softmax()(dense(L.Flatten()(x)))))
+    for cmd in (["analyze", path], ["plan", path, "-o", tmp_path / "p.tflite"]):
+        proc = _cli(*cmd)
+        assert proc.returncode == 2, proc.stderr[-500:]  # not -6 (SIGABRT)
+        line = proc.stderr.strip().splitlines()[-1]
+        assert "(SOFTMAX): input scale" in line and "TFLM's Prepare aborts" in line
+    with pytest.raises(ModelFileError, match="SOFTMAX"):
+        runtime.make_interpreter(path.read_bytes())
+
+
+def test_two_subgraphs_and_int16_activations_are_refused(tmp_path, sampler):
+    import copy
+
+    import keras
+    import tensorflow as tf
+    from tflite_micro.tensorflow.lite.micro.compression import model_editor
+    L = keras.layers
+    model = model_editor.read(sampler)
+    model.subgraphs.append(copy.deepcopy(model.subgraphs[0]))
+    with pytest.raises(ModelFileError, match="the model has 2 subgraphs"):
+        predict(bytes(model.build()))
+
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((8, 8, 4), batch_size=1)
+    net = keras.Model(inp, L.Dense(4)(L.Flatten()(L.Conv2D(8, 3)(inp))))
+    conv = tf.lite.TFLiteConverter.from_keras_model(net)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.target_spec.supported_ops = [
+        tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
+    conv.representative_dataset = lambda: ([np.ones((1, 8, 8, 4), np.float32)] for _ in range(2))
+    with pytest.raises(ModelFileError, match="int16 activations"):
+        predict(bytes(conv.convert()))

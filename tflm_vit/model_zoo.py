@@ -1,0 +1,170 @@
+"""Common microcontroller models, written the usual way (Keras, random weights, full int8
+through TFLiteConverter, static batch 1): what a TFLM user brings to `analyze` and `plan`.
+
+MLPerf Tiny's reference architectures (ResNet-8 for CIFAR-10, DS-CNN for keyword
+spotting, a MobileNetV1 0.25 person detector for Visual Wake Words, a dense autoencoder
+for anomaly detection) and MobileNetV2 at width 0.35, 96 px (keras.applications).
+`bench/any_model.py` and the tests build them from here; `scale` shrinks every width
+and the resolution for tests that need them in seconds.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tflm_vit.export import keras_to_tflite
+
+
+def _layers():
+    import keras
+    return keras.layers
+
+
+def resnet8(scale: float = 1.0):
+    """MLPerf Tiny image classification: ResNet-8 on 32x32x3, 10 classes."""
+    import keras
+    L = _layers()
+    w = [max(4, int(c * scale)) for c in (16, 32, 64)]
+    x = inp = keras.Input((32, 32, 3), batch_size=1)
+    x = L.ReLU()(L.BatchNormalization()(L.Conv2D(w[0], 3, padding="same")(x)))
+    for i, c in enumerate(w):
+        s = 1 if i == 0 else 2
+        y = L.ReLU()(L.BatchNormalization()(L.Conv2D(c, 3, s, padding="same")(x)))
+        y = L.BatchNormalization()(L.Conv2D(c, 3, padding="same")(y))
+        if s != 1 or x.shape[-1] != c:
+            x = L.Conv2D(c, 1, s)(x)
+        x = L.ReLU()(L.Add()([x, y]))
+    x = L.AveragePooling2D(x.shape[1])(x)
+    x = L.Dense(10)(L.Flatten()(x))
+    return keras.Model(inp, L.Softmax()(x), name="resnet8")
+
+
+def ds_cnn(scale: float = 1.0):
+    """MLPerf Tiny keyword spotting: DS-CNN on 49x10 MFCCs, 12 classes."""
+    import keras
+    L = _layers()
+    c = max(8, int(64 * scale))
+    x = inp = keras.Input((49, 10, 1), batch_size=1)
+    x = L.ReLU()(L.BatchNormalization()(L.Conv2D(c, (10, 4), (2, 2), padding="same")(x)))
+    for _ in range(4):
+        x = L.ReLU()(L.BatchNormalization()(L.DepthwiseConv2D(3, padding="same")(x)))
+        x = L.ReLU()(L.BatchNormalization()(L.Conv2D(c, 1)(x)))
+    x = L.AveragePooling2D((x.shape[1], x.shape[2]))(x)
+    x = L.Dense(12)(L.Flatten()(x))
+    return keras.Model(inp, L.Softmax()(x), name="ds_cnn")
+
+
+def mobilenet_v1_vww(scale: float = 1.0, resolution: int = 96):
+    """MLPerf Tiny visual wake words: MobileNetV1 alpha 0.25 on 96x96x3, 2 classes."""
+    import keras
+    L = _layers()
+
+    def bn_relu(x):
+        return L.ReLU(6.0)(L.BatchNormalization()(x))
+    w = lambda c: max(4, int(c * 0.25 * scale))  # noqa: E731
+    x = inp = keras.Input((resolution, resolution, 3), batch_size=1)
+    x = bn_relu(L.Conv2D(w(32), 3, 2, padding="same")(x))
+    for c, s in ((64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2), (512, 1),
+                 (512, 1), (512, 1), (512, 1), (512, 1), (1024, 2), (1024, 1)):
+        x = bn_relu(L.DepthwiseConv2D(3, s, padding="same")(x))
+        x = bn_relu(L.Conv2D(w(c), 1)(x))
+    x = L.AveragePooling2D((x.shape[1], x.shape[2]))(x)
+    x = L.Dense(2)(L.Flatten()(x))
+    return keras.Model(inp, L.Softmax()(x), name="mobilenet_v1_vww")
+
+
+def mobilenet_v2(alpha: float = 0.35, resolution: int = 96, classes: int = 10):
+    """keras.applications' MobileNetV2 (random weights), the classic TFLM demo model."""
+    import keras
+    return keras.applications.MobileNetV2((resolution, resolution, 3), alpha=alpha,
+                                          weights=None, classes=classes,
+                                          classifier_activation="softmax")
+
+
+def autoencoder(scale: float = 1.0):
+    """MLPerf Tiny anomaly detection: a dense autoencoder over 640 log-mel features."""
+    import keras
+    L = _layers()
+    x = inp = keras.Input((640,), batch_size=1)
+    for units in (128, 128, 128, 128, 8, 128, 128, 128, 128):
+        x = L.ReLU()(L.BatchNormalization()(L.Dense(max(4, int(units * scale)))(x)))
+    return keras.Model(inp, L.Dense(640)(x), name="autoencoder")
+
+
+def op_sampler():
+    """One small model holding every builtin the memory model knows that Keras layers
+    give (tests and bench/any_model.py check the arena of each on every target)."""
+    import keras
+    import tensorflow as tf
+    L = _layers()
+    x = inp = keras.Input((16, 16, 8), batch_size=1)
+    a = L.MaxPooling2D(2)(x)                                             # MAX_POOL_2D
+    b = L.AveragePooling2D(2)(L.Conv2D(8, 1)(x))                         # CONV_2D, AVERAGE_POOL_2D
+    c = L.ReLU()(L.Concatenate()([a, b]))                                # CONCATENATION, RELU
+    c = L.DepthwiseConv2D(5, padding="same")(c)                          # DEPTHWISE_CONV_2D
+    d = L.ReLU(6.0)(L.Lambda(lambda t: t[:, 1:7, :, :])(c))              # STRIDED_SLICE, RELU6
+    e = L.ZeroPadding2D(1)(d)                                            # PAD
+    f = L.Activation("hard_swish")(e)                                    # HARD_SWISH
+    h = L.Multiply()([L.Activation("sigmoid")(f), f])                    # LOGISTIC, MUL
+    i = L.Lambda(lambda t: tf.transpose(t, (0, 2, 1, 3)))(h)             # TRANSPOSE
+    j = L.Lambda(lambda t: tf.reduce_mean(t, axis=(1, 2)))(i)            # MEAN
+    k = L.Lambda(lambda t: tf.stack([t, t * 0.5], axis=1))(j)            # PACK
+    m = L.Lambda(lambda t: tf.gather(t, [0, 2, 1, 3], axis=2))(k)        # GATHER
+    n = L.Activation("tanh")(L.Flatten()(m))                             # TANH, RESHAPE
+    o = L.Subtract()([n, L.Dense(n.shape[-1])(n)])                       # FULLY_CONNECTED, SUB
+    return keras.Model(inp, L.Softmax()(L.Dense(10)(o)), name="op_sampler")
+
+
+BUILDERS = {"mobilenet_v2_0.35_96": mobilenet_v2, "resnet8": resnet8, "ds_cnn": ds_cnn,
+            "mobilenet_v1_vww": mobilenet_v1_vww, "autoencoder": autoencoder,
+            "op_sampler": op_sampler}
+
+
+def int8_tflite(model, samples: int = 8, seed: int = 0) -> bytes:
+    """`model` at batch 1, fully int8 through TFLiteConverter, calibrated on
+    standard-normal inputs (random weights: the arena does not depend on the values)."""
+    model = _static(model)
+    shape = tuple(model.inputs[0].shape[1:])
+    rng = np.random.default_rng(seed)
+    return keras_to_tflite(model, rng.standard_normal((samples, *shape)).astype(np.float32))
+
+
+def build(name: str, **kw) -> bytes:
+    """The named zoo model as int8 TFLite bytes, its batch norms set to the statistics
+    of random inputs (as training leaves them) so that activations keep their scale
+    through the depth: with the initial ones, a random MobileNet's logits span 1e-6,
+    below what TFLM's SOFTMAX accepts (tflm_vit.aborts)."""
+    import keras
+    keras.utils.set_random_seed(0)
+    model = BUILDERS[name](**kw)
+    _settle_batch_norms(model)
+    return int8_tflite(model)
+
+
+def _settle_batch_norms(model, images: int = 16) -> None:
+    import keras
+    norms = [layer for layer in _all_layers(model)
+             if isinstance(layer, keras.layers.BatchNormalization)]
+    if not norms:
+        return
+    x = np.random.default_rng(1).standard_normal(
+        (images, *model.inputs[0].shape[1:])).astype(np.float32)
+    for layer in norms:
+        layer.momentum = 0.0  # the moving statistics become this batch's
+    model(x, training=True)
+
+
+def _all_layers(model):
+    for layer in model.layers:
+        yield layer
+        if hasattr(layer, "layers"):
+            yield from _all_layers(layer)
+
+
+def _static(model):
+    """A batch-1 wrapper for models built with a free batch (keras.applications)."""
+    if model.inputs[0].shape[0] == 1:
+        return model
+    import keras
+    inp = keras.Input(tuple(model.inputs[0].shape[1:]), batch_size=1)
+    return keras.Model(inp, model(inp), name=model.name)
