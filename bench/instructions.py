@@ -1,12 +1,12 @@
 """Counts the instructions of one Invoke() and of each op on an emulated Cortex-M.
 
-QEMU (system mode, MPS2 boards) logs every executed instruction with
-`-singlestep -d exec,nochain`; the log goes into a FIFO read by a small C counter
-(bench/instruction_counter.c), which finds Invoke() and every op by the addresses of the
-model runner's tv_mark_* functions and keeps a per-PC histogram that is mapped here onto
-functions with the ELF's symbol table. Counts are exact and repeatable (QEMU is
-deterministic per instruction); they are instructions, not cycles: a Cortex-M7 is
-dual-issue and stalls on memory, which an emulator does not model.
+QEMU (system mode, MPS2 boards) loads a small TCG plugin (bench/instruction_count_plugin.c)
+that adds one to a counter per executed instruction and to a per-PC histogram, and finds
+Invoke() and every op by the addresses of the model runner's tv_mark_* functions; the
+histogram is mapped here onto functions with the ELF's symbol table. It counts what QEMU's
+per-instruction trace (`-singlestep -d exec,nochain`) counts, about 100x faster. Counts are
+exact and repeatable (QEMU is deterministic per instruction); they are instructions, not
+cycles: a Cortex-M7 is dual-issue and stalls on memory, which an emulator does not model.
 
     python bench/instructions.py [--cpu cortex-m7] [--kernels cmsis_nn] MODEL.tflite
 
@@ -27,8 +27,8 @@ import sys
 import tempfile
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-COUNTER_SRC = REPO / "bench" / "instruction_counter.c"
-COUNTER = REPO / "build" / "bench" / "instruction_counter"
+PLUGIN_SRC = REPO / "bench" / "instruction_count_plugin.c"
+PLUGIN = REPO / "build" / "bench" / "libinstruction_count.so"
 sys.path.insert(0, str(REPO / "custom_ops" / "firmware"))
 import qemu  # noqa: E402
 
@@ -50,14 +50,17 @@ class Counts:
         return dict(kinds)
 
 
-def _counter() -> pathlib.Path:
-    if not COUNTER.exists() or COUNTER.stat().st_mtime < COUNTER_SRC.stat().st_mtime:
+def _plugin() -> pathlib.Path:
+    if not PLUGIN.exists() or PLUGIN.stat().st_mtime < PLUGIN_SRC.stat().st_mtime:
         cc = shutil.which("cc") or shutil.which("gcc")
         if cc is None:
             raise qemu.FirmwareError("no host C compiler (cc) to build the instruction counter")
-        COUNTER.parent.mkdir(parents=True, exist_ok=True)
-        subprocess.run([cc, "-O2", "-o", str(COUNTER), str(COUNTER_SRC)], check=True)
-    return COUNTER
+        PLUGIN.parent.mkdir(parents=True, exist_ok=True)
+        tmp = PLUGIN.with_suffix(f".{os.getpid()}.so")  # concurrent builds never half-load
+        subprocess.run([cc, "-O2", "-shared", "-fPIC", "-fvisibility=hidden", "-o", str(tmp),
+                        str(PLUGIN_SRC)], check=True)
+        os.replace(tmp, PLUGIN)
+    return PLUGIN
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,23 +112,16 @@ def count(build: qemu.Build, model: pathlib.Path, input_bin: pathlib.Path, arena
     if missing:
         raise qemu.FirmwareError(f"{elf.name} has no {', '.join(missing)}: rebuild it")
     lo, hi = syms.starts[0], syms.ends[-1]
+    marks = ":".join(f"{syms.by_name[m]:x}" for m in MARKERS)
     with tempfile.TemporaryDirectory() as tmp:
-        fifo = pathlib.Path(tmp) / "trace"
-        os.mkfifo(fifo)
-        counter = subprocess.Popen(
-            [str(_counter()), str(fifo), *(f"{syms.by_name[m]:x}" for m in MARKERS),
-             f"{lo:x}", f"{hi:x}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        try:
-            result = qemu.run(elf, build.cpu, [model, input_bin, arena],
-                              marker="TFLM_VIT_RUN_PASS", timeout=timeout,
-                              qemu_args=["-singlestep", "-d", "exec,nochain", "-D", str(fifo)])
-            out, err = counter.communicate(timeout=120)
-        finally:
-            if counter.poll() is None:
-                counter.kill()
-                counter.wait()
-    if counter.returncode != 0:
-        raise qemu.FirmwareError(f"instruction counter: {err.strip() or counter.returncode}")
+        counts = pathlib.Path(tmp) / "counts.txt"
+        result = qemu.run(elf, build.cpu, [model, input_bin, arena],
+                          marker="TFLM_VIT_RUN_PASS", timeout=timeout,
+                          qemu_args=["-plugin", f"{_plugin()},out={counts},marks={marks},"
+                                     f"text={lo:x}:{hi:x}"])
+        if not counts.exists():
+            raise qemu.FirmwareError(f"{elf.name} never reached tv_mark_invoke_end")
+        out = counts.read_text()
     total, ops, functions = 0, [], collections.Counter()
     for line in out.splitlines():
         key, *rest = line.split()

@@ -29,6 +29,7 @@ from pymoo.core.termination import Termination, TerminateIfAny
 from pymoo.optimize import minimize
 from pymoo.termination.max_gen import MaximumGenerationTermination
 
+from tflm_vit import interrupt
 from tflm_vit.search.budgets import Budgets, Cost
 from tflm_vit.search.costs import CostModel
 from tflm_vit.config import SubnetConfig
@@ -98,6 +99,7 @@ class _SubnetProblem(Problem):
         self.evaluator.costs.costs([x[0] for x in X])  # the batch at once (in parallel)
         f, g = [], []
         for (config,) in X:
+            interrupt.check()
             c = self.evaluator(config)
             f.append([1.0 - (c.accuracy if c.feasible else 0.0), c.cost.sram])
             g.append(list(self.evaluator.budgets.excess(c.cost).values()) or [-1.0])

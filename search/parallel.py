@@ -16,6 +16,8 @@ import os
 import signal
 import threading
 
+from tflm_vit import interrupt
+
 
 class Local:
     """Runs every job in this process, in order."""
@@ -28,7 +30,11 @@ class Local:
         return False
 
     def map(self, fn, argument_lists: list[tuple], gpu: bool = False) -> list:
-        return [fn(*args) for args in argument_lists]
+        out = []
+        for args in argument_lists:
+            interrupt.check()  # a stop asked for between jobs is not lost
+            out.append(fn(*args))
+        return out
 
     def share(self, value):
         """A handle to pass as a job argument for a large value every job reads."""

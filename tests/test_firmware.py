@@ -76,12 +76,12 @@ def test_tflm_root_missing_or_wrong_is_a_clear_error(tmp_path, tree):
 # --- the adapters against real TFLM -------------------------------------------------------
 
 def _compile_adapters(tree, compiler, flags, out_dir):
+    from concurrent.futures import ThreadPoolExecutor
     dl = tree / "tensorflow/lite/micro/tools/make/downloads"
-    objs = []
-    sources = sorted((REPO / "custom_ops/tflm").glob("*.cc"))
-    for src in sources:
-        if src.name == "wheel_registerer.cc":
-            continue
+    sources = [s for s in sorted((REPO / "custom_ops/tflm").glob("*.cc"))
+               if s.name != "wheel_registerer.cc"]
+
+    def compile_one(src):
         obj = out_dir / (src.stem + ".o")
         proc = subprocess.run(
             [compiler, *flags, "-std=c++17", "-O2", "-fno-rtti", "-fno-exceptions",
@@ -91,8 +91,9 @@ def _compile_adapters(tree, compiler, flags, out_dir):
              f"-I{REPO / 'custom_ops/tflm'}", "-c", str(src), "-o", str(obj)],
             capture_output=True, text=True)
         assert proc.returncode == 0, f"{src.name} with {compiler} {flags}:\n{proc.stderr[-3000:]}"
-        objs.append(obj)
-    return objs
+        return obj
+    with ThreadPoolExecutor(os.cpu_count() or 2) as pool:  # one compiler per core
+        return list(pool.map(compile_one, sources))
 
 
 @pytest.mark.parametrize("strip", [False, True], ids=["messages", "stripped"])

@@ -10,6 +10,7 @@ import os
 import sys
 import time
 
+from tflm_vit import interrupt
 from tflm_vit.errors import TflmVitError
 from tflm_vit.units import byte_size
 
@@ -611,47 +612,34 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-# Set once SIGINT or SIGTERM arrives: the KeyboardInterrupt it raises may surface wrapped
-# in another exception (TensorFlow's converter re-raises what interrupts it), and a run
-# that was asked to stop reports the stop, not the wrapper.
-_SIGNALLED: list[int] = []
-
-
 def _interrupted(kind) -> bool:
-    return bool(_SIGNALLED) or (kind is not None and issubclass(kind, KeyboardInterrupt))
+    # The KeyboardInterrupt a signal raises may surface wrapped in another exception
+    # (TensorFlow's converter re-raises what interrupts it): a run that was asked to stop
+    # reports the stop, not the wrapper.
+    return interrupt.requested() or (kind is not None and issubclass(kind, KeyboardInterrupt))
+
+
+def _last_words(args) -> str:
+    out = getattr(args, "out", None)
+    if args.command == "search" and out and os.path.isdir(out) and _holds_work(out):
+        return (f"tflm-vit {args.command}: interrupted; the work in {out} is kept: run the "
+                "same command again to resume")
+    return f"tflm-vit {args.command}: interrupted"
 
 
 def main(argv=None) -> int:
-    import signal
     args = build_parser().parse_args(argv)
-
-    def stop(signum, frame):  # Ctrl-C and SIGTERM stop cleanly, once
-        _SIGNALLED.append(signum)
-        raise KeyboardInterrupt
-    # A signal the caller ignores (a shell's background job, SIGINT) stays ignored.
-    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-    for sig, handler in previous.items():
-        if handler is not signal.SIG_IGN:
-            signal.signal(sig, stop)
-    try:
-        return args.fn(args)
-    except BaseException as e:  # noqa: BLE001 - sorted below, the rest re-raised
-        if _interrupted(type(e)):
-            out = getattr(args, "out", None)
-            if args.command == "search" and out and os.path.isdir(out):
-                print(f"tflm-vit {args.command}: interrupted; the work in {out} is kept: run "
-                      "the same command again to resume", file=sys.stderr)
-            else:
-                print(f"tflm-vit {args.command}: interrupted", file=sys.stderr)
-            return 130
-        if isinstance(e, (TflmVitError, FileNotFoundError)):
-            print(f"tflm-vit {args.command}: error: {e}", file=sys.stderr)
-            return 2
-        raise
-    finally:
-        _SIGNALLED.clear()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    with interrupt.handled(lambda: _last_words(args)):  # Ctrl-C and SIGTERM stop cleanly
+        try:
+            return args.fn(args)
+        except BaseException as e:  # noqa: BLE001 - sorted below, the rest re-raised
+            if _interrupted(type(e)):
+                print(_last_words(args), file=sys.stderr)
+                return interrupt.EXIT_STATUS
+            if isinstance(e, (TflmVitError, FileNotFoundError)):
+                print(f"tflm-vit {args.command}: error: {e}", file=sys.stderr)
+                return 2
+            raise
 
 
 if __name__ == "__main__":

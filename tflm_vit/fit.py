@@ -21,6 +21,7 @@ import time
 
 import numpy as np
 
+from tflm_vit import interrupt
 from tflm_vit.errors import ConfigError
 from tflm_vit.recipe import Augmentation, Recipe
 
@@ -165,6 +166,7 @@ def fit(model, x: np.ndarray, y: np.ndarray, x_val: np.ndarray, y_val: np.ndarra
             break
         t0, losses = time.monotonic(), []
         for i, idx in enumerate(epoch_batches(len(y), recipe.batch_size, seed, epoch)):
+            interrupt.check()
             tb = tf.constant(probs[idx]) if probs is not None else no_targets
             losses.append(step(tf.constant(x[idx]), tf.constant(y[idx]), tb,
                                tf.constant([seed, epoch * steps_per_epoch + i], tf.int32)))

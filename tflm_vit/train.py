@@ -19,6 +19,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from tflm_vit import interrupt
 from tflm_vit.data import Dataset
 from tflm_vit.errors import ConfigError
 from tflm_vit.recipe import Recipe
@@ -228,6 +229,7 @@ def train_supernet(space: SearchSpace, data: Dataset, cfg: TrainConfig = TrainCo
         task = bar.add_task("supernet", total=cfg.steps, completed=start, loss=0.0, acc=0.0,
                             epoch=f"{start / per_epoch:.1f}")
         for step in range(start, cfg.steps):
+            interrupt.check()
             rng = np.random.default_rng([cfg.seed, step])  # resumable sampling
             cfgs = {k: tf.constant(v) for k, v in subnets(rng).items()}
             loss, acc = train_step(*batch(step), cfgs)
