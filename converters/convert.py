@@ -50,6 +50,7 @@ class Conversion:
     left: list[Left]
     top1_agreement_with_stock: float | None = None  # on the verification samples
     samples: int = 0
+    baseline: str = "not verified"  # what "stock" means in the verification
 
     def op_counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -110,9 +111,9 @@ def _plan(info, rewriter: Rewriter, settings: Settings, strict: bool):
             left.append(Left(m.ops, tuple(info.ops[i].name for i in m.ops), KEPT_KINDS[m.kind]))
         elif m.kind == pat.PATCH_EMBEDDING:
             attempt(m.kind, m.ops[:2], lambda m=m: rewriter.patch_embedding(m, name("patch")))
-            add = m.ops[2]
-            left.append(Left((add,), (info.ops[add].name,),
-                             "position-embedding ADD: stock int8 ADD, no custom op needed"))
+            for add in m.ops[2:]:
+                left.append(Left((add,), (info.ops[add].name,),
+                                 "position-embedding ADD: stock int8 ADD, no custom op needed"))
         elif m.kind == pat.LAYERNORM:
             attempt(m.kind, m.ops, lambda m=m: rewriter.layernorm(m, name("layernorm")))
         elif m.kind == pat.ATTENTION:
@@ -212,5 +213,28 @@ def convert(model, *, fuse_mlp: bool = True, gelu: str = "table",
                         sorted(left, key=lambda l: l.ops[0]))
     if verify:
         from tflm_vit.converters.verify import verify_conversion
-        verify_conversion(data, result, samples)
+        baseline, result.baseline = wheel_baseline(data, info, settings)
+        verify_conversion(baseline, result, samples)
     return result
+
+
+def wheel_baseline(data: bytes, info, settings: Settings) -> tuple[bytes, str]:
+    """The stock model as the wheel can run it, for the verification: TFLite's builtin
+    GELU, which the wheel lacks (tflite-micro #3218), becomes our TV_GELU table op
+    (float-then-quantise, entry by entry, like TFLite's own GELU lookup table); the
+    tensor indices stay the stock model's (the tables are appended)."""
+    gelus = [m for m in pat.find_patterns(info)
+             if m.kind == pat.GELU and "builtin" in dict(m.roles)]
+    if not gelus:
+        return data, "the stock model"
+    editable = mio.read(data)
+    rewriter = Rewriter(editable, dataclasses.replace(settings, gelu="table"))
+    groups = [Rewritten(pat.GELU, m.ops, [rewriter.gelu(m, _name("stock_gelu", k))])
+              for k, m in enumerate(gelus)]
+    _apply(editable, groups)
+    baseline = mio.build(editable)
+    _, check = load_model(baseline)
+    if [t.name for t in check.tensors[:len(info.tensors)]] != [t.name for t in info.tensors]:
+        raise ConversionError("internal: the GELU baseline renumbered the stock tensors")
+    return baseline, (f"the stock model with its {len(gelus)} builtin GELU op(s) run as "
+                      "TV_GELU tables (the tflite-micro wheel has no GELU kernel)")

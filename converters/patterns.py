@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
+
 from tflm_vit.tflite_model import ModelInfo
 
 LAYERNORM = "layernorm"
@@ -63,6 +65,19 @@ class _Graph:
 
     def out(self, i) -> int:
         return self.op(i).outputs[0]
+
+    def const_value(self, t):
+        """A constant tensor's values (flat int list), e.g. a TRANSPOSE's permutation."""
+        model = self.info.model
+        tensor = model.subgraphs[0].tensors[t]
+        data = model.buffers[tensor.buffer].data
+        dtype = {"INT32": np.int32, "INT64": np.int64}.get(self.info.tensors[t].dtype)
+        if data is None or dtype is None:
+            return None
+        return np.frombuffer(bytes(bytearray(data)), dtype).tolist()
+
+    def options(self, i):
+        return self.info.model.subgraphs[0].operators[i].builtinOptions
 
     def only_consumer(self, t, name=None):
         cons = self.consumers.get(t, [])
@@ -128,8 +143,11 @@ def _single_exit(g: _Graph, region: list[int], x: int):
 
 def _gelus(g: _Graph) -> list[Match]:
     """MUL(x, const) -> LOGISTIC -> (RESHAPE) -> MUL(x, .): x * sigmoid(1.702 x).
-    The RESHAPE appears when the converter flattened x to 2-D (4, 32) vs (1, 4, 32)."""
-    found = []
+    The RESHAPE appears when the converter flattened x to 2-D (4, 32) vs (1, 4, 32).
+    TFLite's builtin GELU op (Keras' gelu, exact or tanh form) is one op."""
+    found = [Match(GELU, (op.index,), g.act_inputs(op.index)[0], g.out(op.index),
+                   (("builtin", op.index),))
+             for op in g.info.ops if op.name == "GELU" and len(g.act_inputs(op.index)) == 1]
     for op in g.info.ops:
         if op.name != "LOGISTIC":
             continue
@@ -174,33 +192,159 @@ def _walk_to_fc(g: _Graph, t: int, forward: bool):
     return None
 
 
+# -- axis labels ---------------------------------------------------------------------
+# Attention is written many ways: our export multiplies Q K^T by the scale; Keras'
+# MultiHeadAttention folds the scale into the query projection, lays K out as
+# (heads, head_dim, tokens) and computes the scores transposed. Which projection is the
+# query and which the key is told by data flow alone: each axis of each tensor carries a
+# label (kind, branch): "T" tokens, "W" a projection's whole width, "H" heads, "D" the
+# head dimension, "1" a unit axis. The layout ops move or split labels; the score
+# BATCH_MATMUL must contract D (or W) with D and leave the query's T before the key's T
+# at SOFTMAX, whose last axis is the key's.
+
+def _unit_free(labels, shape):
+    return [(lab, n) for lab, n in zip(labels, shape) if n != 1]
+
+
+def _reshaped(labels, old_shape, new_shape):
+    """Labels after a RESHAPE that only adds or drops unit axes, splits W into (H, D) or
+    merges (H, D) into W; None for any other reshape."""
+    src = _unit_free(labels, old_shape)
+    dst = [n for n in new_shape if n != 1]
+    out, i, j = [], 0, 0
+    while i < len(src) and j < len(dst):
+        (kind, branch), n = src[i]
+        if n == dst[j]:
+            out.append(src[i][0])
+            i, j = i + 1, j + 1
+        elif kind == "W" and j + 1 < len(dst) and dst[j] * dst[j + 1] == n:
+            out += [("H", branch), ("D", branch)]
+            i, j = i + 1, j + 2
+        elif (kind == "H" and i + 1 < len(src) and src[i + 1][0][0] == "D"
+              and n * src[i + 1][1] == dst[j]):
+            out.append(("W", src[i + 1][0][1]))  # heads merged back: the D's branch
+            i, j = i + 2, j + 1
+        else:
+            return None
+    if i != len(src) or j != len(dst):
+        return None
+    it = iter(out)
+    return [next(it) if n != 1 else ("1", None) for n in new_shape]
+
+
+def _fc_labels(g: _Graph, fc: int, branch: str):
+    shape = g.info.tensors[g.out(fc)].shape
+    return [("1", None)] * (len(shape) - 2) + [("T", branch), ("W", branch)]
+
+
+def _through_layout(g: _Graph, ops: list[int], labels):
+    """Apply the RESHAPE/TRANSPOSE ops (in data-flow order) to labels; None if one moves
+    axes in a way attention does not."""
+    for i in ops:
+        x = g.info.tensors[g.act_inputs(i)[0]].shape
+        y = g.info.tensors[g.out(i)].shape
+        if g.name(i) == "RESHAPE":
+            labels = _reshaped(labels, x, y)
+        else:
+            perm = [c for c in g.op(i).inputs if c >= 0 and g.const(c)]
+            perm = g.const_value(perm[0]) if perm else None
+            if perm is None or sorted(perm) != list(range(len(labels))):
+                return None
+            labels = [labels[k] for k in perm]
+        if labels is None:
+            return None
+    return labels
+
+
+def _branch_labels(g: _Graph, t: int, branch: str):
+    """(ops walked, FULLY_CONNECTED op, its input, labels of t) for a tensor that a
+    projection reaches through layout ops; None otherwise."""
+    walk = _walk_to_fc(g, t, forward=False)
+    if walk is None:
+        return None
+    ops, x = walk
+    fc = ops[-1]
+    labels = _through_layout(g, list(reversed(ops[:-1])), _fc_labels(g, fc, branch))
+    return None if labels is None else (ops, fc, x, labels)
+
+
+def _kinds(labels):
+    return [k for k, _ in labels if k != "1"]
+
+
+def _matmul_labels(g: _Graph, mm: int, a, b):
+    """Labels of BATCH_MATMUL(a, b) (each a label list) or None: the contracted axes
+    must be `contract` kinds, the batch axes heads (or none)."""
+    opts = g.options(mm)
+    if opts is not None and opts.adjX:
+        a = a[:-2] + [a[-1], a[-2]]
+    if opts is not None and opts.adjY:
+        b = b[:-2] + [b[-1], b[-2]]
+    if _kinds(a[:-2]) != _kinds(b[:-2]) or set(_kinds(a[:-2])) - {"H"}:
+        return None
+    return a[:-1] + [b[-1]], a[-1], b[-2]
+
+
+_SCORE_OPS = ("TRANSPOSE", "MUL")  # between the score BATCH_MATMUL and SOFTMAX
+
+
 def _attentions(g: _Graph) -> list[Match]:
-    """Q/K/V FULLY_CONNECTED -> (RESHAPE -> TRANSPOSE), BATCH_MATMUL -> MUL -> SOFTMAX ->
-    BATCH_MATMUL -> (TRANSPOSE -> RESHAPE) -> FULLY_CONNECTED. The layout ops are
-    optional: the TFLite converter drops or merges the ones that move nothing."""
+    """Q/K/V FULLY_CONNECTED -> (RESHAPE -> TRANSPOSE), BATCH_MATMUL -> (MUL, TRANSPOSE)
+    -> SOFTMAX -> BATCH_MATMUL -> (TRANSPOSE -> RESHAPE) -> FULLY_CONNECTED, the three
+    projections reading one tensor. The layout ops are optional (the TFLite converter
+    drops or merges the ones that move nothing), the scale MUL too (Keras folds it into
+    the query projection); axis labels tell the query from the key (see above)."""
     found = []
     for op in g.info.ops:
         if op.name != "SOFTMAX":
             continue
-        scaled = g.back(g.act_inputs(op.index)[0], ["MUL"])
-        if scaled is None:
-            continue
-        qk = g.producer.get(scaled[1])
+        between, t = [], g.act_inputs(op.index)[0]
+        while len(between) < 3:
+            p = g.producer.get(t)
+            if p is None or g.name(p) not in _SCORE_OPS or len(g.act_inputs(p)) != 1:
+                break
+            between.append(p)
+            t = g.act_inputs(p)[0]
+        qk = g.producer.get(t)
         av = g.only_consumer(g.out(op.index), "BATCH_MATMUL")
         if qk is None or g.name(qk) != "BATCH_MATMUL" or av is None:
             continue
-        v_in = [t for t in g.act_inputs(av) if t != g.out(op.index)]
-        branches = [_walk_to_fc(g, t, forward=False) for t in g.act_inputs(qk) + v_in]
-        if len(branches) != 3 or None in branches or len({b[1] for b in branches}) != 1:
+        if any(g.consumers.get(g.out(i), []) != [c] for i, c in
+               zip(between, [op.index] + between[:-1])):
+            continue
+        scales = [i for i in between if g.name(i) == "MUL"]
+        if len(scales) > 1 or g.act_inputs(av)[0] != g.out(op.index):
+            continue
+        a_in, b_in = g.act_inputs(qk)
+        a, b = _branch_labels(g, a_in, "a"), _branch_labels(g, b_in, "b")
+        v = _branch_labels(g, g.act_inputs(av)[1], "v") if len(g.act_inputs(av)) == 2 else None
+        if None in (a, b, v) or len({a[2], b[2], v[2]}) != 1:
+            continue
+        scores = _matmul_labels(g, qk, a[3], b[3])
+        if scores is None or {scores[1][0], scores[2][0]} - {"D", "W"}:
+            continue
+        scores = _through_layout(g, [i for i in reversed(between) if g.name(i) == "TRANSPOSE"],
+                                 scores[0])
+        if scores is None or [k for k, _ in scores[-2:]] != ["T", "T"]:
+            continue
+        query, key = scores[-2][1], scores[-1][1]
+        if {query, key} != {"a", "b"}:
+            continue
+        ctx = _matmul_labels(g, av, scores, v[3])
+        if ctx is None or ctx[1] != ("T", key) or ctx[2] != ("T", "v"):
             continue
         tail = _walk_to_fc(g, g.out(av), forward=True)
         if tail is None:
             continue
-        ops = [i for b in branches for i in b[0]] + [qk, scaled[0][0], op.index, av] + tail[0]
-        roles = (("q", branches[0][0][-1]), ("k", branches[1][0][-1]), ("v", branches[2][0][-1]),
-                 ("qk", qk), ("scale", scaled[0][0]), ("softmax", op.index), ("av", av),
-                 ("proj", tail[0][-1]))
-        found.append(Match(ATTENTION, tuple(sorted(ops)), branches[0][1], tail[1], roles))
+        merged = _through_layout(g, tail[0][:-1], ctx[0])
+        if merged is None or _kinds(merged) not in (["T", "W"], ["T", "D"]) \
+                or merged[-2] != ("T", query):
+            continue
+        q, k = (a, b) if query == "a" else (b, a)
+        ops = q[0] + k[0] + v[0] + [qk] + between + [op.index, av] + tail[0]
+        roles = (("q", q[1]), ("k", k[1]), ("v", v[1]), ("qk", qk), ("softmax", op.index),
+                 ("av", av), ("proj", tail[0][-1])) + tuple(("scale", i) for i in scales)
+        found.append(Match(ATTENTION, tuple(sorted(ops)), q[2], tail[1], roles))
     return found
 
 
@@ -225,16 +369,23 @@ def _linears(g: _Graph, taken: set) -> list[Match]:
 
 
 def _patch_embeddings(g: _Graph) -> list[Match]:
-    """CONV_2D -> RESHAPE -> ADD(position embedding constant)."""
+    """CONV_2D -> RESHAPE to tokens -> ADD(position embedding constant); with a class
+    token, CONCATENATION(token, tokens) comes between RESHAPE and ADD and the match ends
+    at the RESHAPE (the class token and the ADD stay stock ops)."""
     found = []
     for op in g.info.ops:
-        if op.name != "CONV_2D":
+        if op.name != "CONV_2D" or len(g.act_inputs(op.index)) != 1:
             continue
         r = g.only_consumer(g.out(op.index), "RESHAPE")
-        a = g.only_consumer(g.out(r), "ADD") if r is not None else None
+        if r is None:
+            continue
+        a = g.only_consumer(g.out(r), "ADD")
         if a is not None and len(g.act_inputs(a)) == 1:
             found.append(Match(PATCH_EMBEDDING, (op.index, r, a), g.act_inputs(op.index)[0],
                                g.out(a)))
+        elif g.only_consumer(g.out(r), "CONCATENATION") is not None:
+            found.append(Match(PATCH_EMBEDDING, (op.index, r), g.act_inputs(op.index)[0],
+                               g.out(r)))
     return found
 
 

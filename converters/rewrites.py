@@ -206,9 +206,19 @@ class Rewriter:
         x, y = self.sg.tensors[match.input], self.sg.tensors[match.output]
         return x, y, mio.quant(x, "GELU input"), mio.quant(y, "GELU output")
 
+    def gelu_approximate(self, match) -> bool:
+        """Whether the matched GELU is the tanh form: TFLite's builtin GELU op says so in
+        its options; x * sigmoid(1.702 x) (our export) is held to the exact GELU."""
+        roles = dict(match.roles)
+        if "builtin" not in roles:
+            return False
+        opts = self.ops[roles["builtin"]]._fb.builtinOptions
+        return bool(opts is not None and opts.approximate)
+
     def gelu(self, match, name: str) -> NewOp:
         x, y, (sx, zx), (sy, zy) = self.gelu_quant(match)
-        exact = gl.gelu_table(sx, zx, sy, zy)  # float-then-quantise, entry by entry
+        # float-then-quantise, entry by entry
+        exact = gl.gelu_table(sx, zx, sy, zy, self.gelu_approximate(match))
         float_ref = lambda a: gl.lut_ref(a, exact).reshape(-1)  # noqa: E731
         if self.settings.gelu == "shift":
             p = gl.make_gelu_shift(sx, zx, sy, zy)
@@ -232,7 +242,8 @@ class Rewriter:
         up = [self._fc_stage(i, f"MLP op {i}") for i in up_ops]
         down = [self._fc_stage(i, f"MLP op {i}") for i in down_ops]
         _, _, (sx, zx), (sy, zy) = self.gelu_quant(gelu_match)
-        table = gl.gelu_table(sx, zx, sy, zy)
+        approximate = self.gelu_approximate(gelu_match)
+        table = gl.gelu_table(sx, zx, sy, zy, approximate)
         x, y = self.t(up_ops[0], 0), self.t(down_ops[-1], 0, output=True)
         stages = [s for s, _, _ in up + down]
         tokens = self._tokens(x, stages[0].in_features)
@@ -253,7 +264,7 @@ class Rewriter:
             for k, (wf, bf) in enumerate(floats):
                 h = lin.linear_float(h, wf, bf)
                 if k == len(up) - 1:
-                    h = gl.gelu_float(h)
+                    h = gl.gelu_float(h, approximate)
             return quantize(h, sy_out, zy_out)
         return NewOp("TV_MLP", inputs, y, blob, max(down_ops),
                      lambda a: mlp_ops.mlp_ref(a.reshape(tokens, -1), ups, table, downs),
@@ -268,10 +279,12 @@ class Rewriter:
             self.linear(branches["k"], f"{name}/k"), self.linear(branches["v"], f"{name}/v")
         scores = self.t(branches["qk"], 0, output=True)
         heads = int(scores.shape[1]) if len(scores.shape) == 4 else 1
-        scale_consts = [t for t in self.ops[branches["scale"]].inputs if mio.is_constant(t)]
-        if len(scale_consts) != 1 or mio.const(scale_consts[0]).size != 1:
-            raise Unmappable("attention scale is not one scalar constant")
-        scale = float(mio.dequantized_const(scale_consts[0]).ravel()[0])
+        scale = 1.0  # Keras' MultiHeadAttention folds 1/sqrt(d) into the query projection
+        if "scale" in branches:
+            consts = [t for t in self.ops[branches["scale"]].inputs if mio.is_constant(t)]
+            if len(consts) != 1 or mio.const(consts[0]).size != 1:
+                raise Unmappable("attention scale is not one scalar constant")
+            scale = float(mio.dequantized_const(consts[0]).ravel()[0])
         qt, kt, vt = q_op.output, k_op.output, v_op.output
         ctx = self.t(branches["proj"], 0)
         width = int(qt.shape[-1])

@@ -5,7 +5,8 @@ MLPerf Tiny's reference architectures (ResNet-8 for CIFAR-10, DS-CNN for keyword
 spotting, a MobileNetV1 0.25 person detector for Visual Wake Words, a dense autoencoder
 for anomaly detection) and MobileNetV2 at width 0.35, 96 px (keras.applications).
 `bench/any_model.py` and the tests build them from here; `scale` shrinks every width
-and the resolution for tests that need them in seconds.
+and the resolution for tests that need them in seconds. `keras_io_vit` is a ViT written
+as keras.io's examples write one, for the converter's foreign-ViT patterns.
 """
 
 from __future__ import annotations
@@ -115,9 +116,75 @@ def op_sampler():
     return keras.Model(inp, L.Softmax()(L.Dense(10)(o)), name="op_sampler")
 
 
+def _class_token_and_positions():
+    """A keras.io-style layer: an optional class token prepended to the tokens, then a
+    learned position embedding added."""
+    import keras
+
+    class TokensAndPositions(keras.layers.Layer):
+        def __init__(self, class_token: bool = False, **kw):
+            super().__init__(**kw)
+            self.class_token = class_token
+
+        def build(self, shape):
+            tokens, dim = shape[1] + int(self.class_token), shape[2]
+            self.positions = self.add_weight(shape=(tokens, dim), name="positions",
+                                             initializer="random_normal")
+            if self.class_token:
+                self.token = self.add_weight(shape=(1, 1, dim), name="class_token",
+                                             initializer="random_normal")
+
+        def call(self, x):
+            if self.class_token:
+                ops = keras.ops
+                token = ops.broadcast_to(self.token, (ops.shape(x)[0], 1, x.shape[2]))
+                x = ops.concatenate([token, x], axis=1)
+            return x + self.positions
+
+        def get_config(self):
+            return {**super().get_config(), "class_token": self.class_token}
+
+    return TokensAndPositions
+
+
+def keras_io_vit(patch_embedding: str = "conv", pool: str = "mean", gelu: str = "exact",
+                 image: int = 28, channels: int = 1, patch: int = 4, dim: int = 64,
+                 blocks: int = 2, heads: int = 4, mlp_ratio: int = 2, classes: int = 10,
+                 batch_size: int | None = 1):
+    """A ViT written the way keras.io's examples write one: Conv2D (or
+    `keras.ops.image.extract_patches` + Dense) patch embedding, learned position
+    embedding, pre-norm blocks of LayerNormalization, keras.layers.MultiHeadAttention and
+    a Dense(activation=gelu) MLP, then mean pooling or a class token. `gelu` "exact" or
+    "tanh" (approximate=True); `batch_size=None` leaves the batch free, as
+    `TFLiteConverter.from_keras_model` sees a model built without one."""
+    import keras
+    if patch_embedding not in ("conv", "extract_patches") or pool not in ("mean", "class_token") \
+            or gelu not in ("exact", "tanh"):
+        raise ValueError(f"keras_io_vit: unknown variant {patch_embedding}/{pool}/{gelu}")
+    L = _layers()
+    tokens = (image // patch) ** 2
+    x = inp = keras.Input((image, image, channels), batch_size=batch_size)
+    if patch_embedding == "conv":
+        x = L.Conv2D(dim, patch, patch)(x)
+    else:
+        x = L.Dense(dim)(keras.ops.image.extract_patches(x, patch))
+    x = L.Reshape((tokens, dim))(x)
+    x = _class_token_and_positions()(pool == "class_token")(x)
+    act = (lambda t: keras.activations.gelu(t, approximate=True)) if gelu == "tanh" \
+        else keras.activations.gelu
+    for _ in range(blocks):
+        y = L.LayerNormalization(epsilon=1e-6)(x)
+        x = L.Add()([x, L.MultiHeadAttention(heads, dim // heads, dropout=0.1)(y, y)])
+        y = L.LayerNormalization(epsilon=1e-6)(x)
+        x = L.Add()([x, L.Dense(dim)(L.Dense(mlp_ratio * dim, activation=act)(y))])
+    x = L.LayerNormalization(epsilon=1e-6)(x)
+    x = L.GlobalAveragePooling1D()(x) if pool == "mean" else x[:, 0]
+    return keras.Model(inp, L.Dense(classes)(x), name="keras_io_vit")
+
+
 BUILDERS = {"mobilenet_v2_0.35_96": mobilenet_v2, "resnet8": resnet8, "ds_cnn": ds_cnn,
             "mobilenet_v1_vww": mobilenet_v1_vww, "autoencoder": autoencoder,
-            "op_sampler": op_sampler}
+            "op_sampler": op_sampler, "keras_io_vit": keras_io_vit}
 
 
 def int8_tflite(model, samples: int = 8, seed: int = 0) -> bytes:

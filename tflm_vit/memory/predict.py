@@ -17,7 +17,8 @@ from tflm_vit.memory.greedy import greedy_offsets, head_size
 from tflm_vit.memory.lifetimes import planned_buffers
 from tflm_vit.memory.offline_plan import plan_of
 from tflm_vit.memory.scratch import unknown_builtins
-from tflm_vit.memory.tail import planning_need, tail_allocations, tail_size, unknown_ops
+from tflm_vit.memory.tail import (planning_need, prepare_need, tail_allocations, tail_size,
+                                  unknown_ops)
 from tflm_vit.memory.targets import DEFAULT_TARGET, get_target
 from tflm_vit.tflite_model import ModelInfo, load_model
 
@@ -45,6 +46,7 @@ class MemoryPrediction:
     caveats: list[str]  # ops whose allocations are not modelled (figures may be low)
     planning_need: int = 0  # arena TFLM needs while planning (tail.planning_need)
     target: str = DEFAULT_TARGET  # the build of TFLM these figures are for (targets.py)
+    prepare_need: int = 0  # arena TFLM needs while the ops prepare (tail.prepare_need)
 
     @property
     def total(self) -> int:
@@ -53,9 +55,11 @@ class MemoryPrediction:
 
     @property
     def arena_size(self) -> int:
-        """The arena to give TFLM: the recorded total, or, for tiny models, the room TFLM
-        needs while planning, whichever is larger (16-byte multiple)."""
-        return max(self.total, -(-self.planning_need // 16) * 16)
+        """The arena to give TFLM: the recorded total, or, for models with a small head,
+        the room TFLM needs while the ops prepare or while it plans, whichever is largest
+        (16-byte multiple)."""
+        return max(self.total, -(-self.planning_need // 16) * 16,
+                   -(-self.prepare_need // 16) * 16)
 
     @property
     def arena_to_give(self) -> int:
@@ -158,7 +162,7 @@ def predict_info(info: ModelInfo, flash: int, target=DEFAULT_TARGET) -> MemoryPr
     return MemoryPrediction(head, tail_size(allocations), flash, head_lower_bound(info, target.kernels),
                             offsets is not None, ops, by_kind, caveats,
                             planning_need(info, allocations, len(buffers), target),
-                            target.name)
+                            target.name, prepare_need(info, allocations, target))
 
 
 def _occupied(ranges: list[tuple[int, int]]) -> int:

@@ -162,3 +162,47 @@ def planning_need(info: ModelInfo, allocations: list[Allocation], planned_buffer
             + align16(target.allocation_table
                       + target.allocation_info * (len(info.tensors) + n_scratch))
             + PLANNER_PER_BUFFER * planned_buffers + PLANNING_SLACK)
+
+
+# While each op's Prepare runs (MicroAllocator: StartModelAllocation, then per op
+# Prepare + FinishPrepareNodeAllocations) the head holds the scratch requests made so
+# far plus room for 12, and above it the op's temporary TfLiteTensors: one per input
+# and output the kernel reads (MicroContext::AllocateTempInputTensor / ...Output), each
+# with its TfLiteAffineQuantization and zero-point array when quantised. The tail then
+# holds everything up to and including that op's own Prepare allocations (a persistent
+# buffer allocated after the temporaries may not overlap them: TFLM does not check, and
+# the wheel crashes). Counting every input and output errs high for kernels that skip
+# some; for all but head-light models (an all-dense autoencoder: 19,360 bytes needed,
+# 17,328 recorded) the recorded total is larger anyway.
+
+
+def _temp_tensors(info: ModelInfo, op: OpInfo, target: Target) -> list[tuple[int, int]]:
+    """(size, align) of each temporary allocation an op's Prepare makes, in order."""
+    out = []
+    for t in [*op.inputs, *op.outputs]:
+        if t < 0:
+            continue
+        out.append(target.tflite_tensor)
+        channels = _quant_channels(info, t)
+        if channels:
+            out += [target.affine_quantization, (_int_array(channels), 4)]
+    return out
+
+
+def prepare_need(info: ModelInfo, allocations: list[Allocation],
+                 target: Target = TARGETS[DEFAULT_TARGET]) -> int:
+    """Arena bytes TFLM needs while the most demanding op's Prepare runs."""
+    late = ("kernel buffers", "scratch buffer handles", "graph input/output pointers",
+            "persistent TfLiteTensor", "quantization", "quantization zero points")
+    done = [a for a in allocations if a.what not in late]
+    kernel = [a for a in allocations if a.what == "kernel buffers"]
+    align16 = lambda n: -(-n // 16) * 16  # noqa: E731
+    need, n_scratch = 0, 0
+    for op in info.ops:
+        done += [a for a in kernel if a.op == op.index]
+        p = target.scratch_request * (n_scratch + MAX_SCRATCH_PER_OP)
+        for size, align in _temp_tensors(info, op, target):
+            p = -(-p // align) * align + size
+        need = max(need, align16(tail_size(done)) + p)
+        n_scratch += len(scratch_requests(info, op, target.kernels))
+    return need

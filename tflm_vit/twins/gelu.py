@@ -1,6 +1,7 @@
 """GELU on int8: the 256-entry table (tv_lut_s8) from the exact float GELU, and the
 integer x * sigmoid(1.702 x) approximation (tv_gelu_shift_s8), each with its NumPy
-reference; the float reference is the exact erf GELU."""
+reference; the float reference is the exact erf GELU, or its tanh form where the model
+asks for it (TFLite's GELU op with approximate=True, Keras' gelu(approximate=True))."""
 
 from __future__ import annotations
 
@@ -15,16 +16,21 @@ from tflm_vit.twins.fixed_point import (clamp_s8, dequantize, exp_q16_to_q30, qu
 _erf = np.vectorize(math.erf)
 
 
-def gelu_float(x) -> np.ndarray:
+def gelu_float(x, approximate: bool = False) -> np.ndarray:
+    """Exact GELU, x * Phi(x); approximate: the tanh form
+    0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))."""
     x = np.asarray(x, np.float64)
+    if approximate:
+        return 0.5 * x * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x ** 3)))
     return 0.5 * x * (1.0 + _erf(x / math.sqrt(2.0)))
 
 
-def gelu_table(input_scale, input_zero_point, output_scale, output_zero_point) -> np.ndarray:
+def gelu_table(input_scale, input_zero_point, output_scale, output_zero_point,
+               approximate: bool = False) -> np.ndarray:
     """int8[256]: entry q + 128 = quantize(gelu(dequantize(q)))."""
     q = np.arange(-128, 128)
-    return quantize(gelu_float(dequantize(q, input_scale, input_zero_point)), output_scale,
-                    output_zero_point)
+    return quantize(gelu_float(dequantize(q, input_scale, input_zero_point), approximate),
+                    output_scale, output_zero_point)
 
 
 def lut_ref(x: np.ndarray, table: np.ndarray) -> np.ndarray:

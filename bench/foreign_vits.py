@@ -1,0 +1,263 @@
+"""Foreign ViTs: ViTs written the usual ways, not by our exporter, through `convert` and
+`plan`, in TFLM.
+
+The keras.io-style ViT (tflm_vit.model_zoo.keras_io_vit: 28 px Fashion-MNIST images,
+patch 4 = 49 tokens, width 64, 2 blocks of keras.layers.MultiHeadAttention with 4 heads
+and a Dense(activation=gelu) MLP) in 8 variants: Conv2D or extract_patches + Dense patch
+embedding x mean pooling or a class token x exact or tanh GELU; each trained for one
+epoch on Fashion-MNIST (so its logits mean something), calibrated on 200 training images
+and converted to full int8 with TFLiteConverter at batch 1. Then the same model through
+`from_keras_model` with a free batch (the route TFLite's docs teach), and keras_hub's and
+timm's ViTs where they are installed.
+
+Per model: our ops it was converted to and the stock ops left (with the converter's
+reason), the arena TFLM records in the wheel for the stock model and for the converted
++ planned one, the converted model's logits against the stock model's in TFLM on the
+first IMAGES test images (max LSB, top-1 agreement), the int8 models' test top-1 on
+them, and the planned model run on the emulated Cortex-M7 (CMSIS-NN build) in exactly
+the arena `plan` gives, its output equal to the wheel's. The wheel has no GELU kernel
+(tflite-micro #3218): "stock" is the stock model with its builtin GELU ops run as our
+TV_GELU lookup table, float-then-quantise like TFLite's own GELU kernel.
+
+Exits non-zero when a Keras variant leaves an op the README does not list as staying
+stock (residual and position ADD, MEAN, the class token's CONCATENATION and
+STRIDED_SLICE, extract_patches' one-hot CONV_2D), when the converted model agrees with
+stock on less than 97 % of the images, or the M7 run fails or differs from the wheel.
+
+Writes bench/results/foreign_vits.json ({"commit", "command", "seconds", "images",
+"rows": [{"name", "source", "converted_ops", "left_ops", "stock_arena",
+"planned_arena", "max_lsb_vs_stock", "top1_agreement", "runs_on_m7", ...}],
+"problems"}) and foreign_vits.md.
+
+Run: .venv/bin/python bench/foreign_vits.py [--only NAME ...] [--no-firmware]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import pathlib
+import re
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+from tflm_vit import model_zoo, runtime
+from tflm_vit.converters import convert as conv
+from tflm_vit.converters import model_io as mio
+from tflm_vit.data import load_fashion_mnist
+from tflm_vit.errors import TflmVitError
+from tflm_vit.export import keras_to_tflite
+from tflm_vit.memory import plan_model
+from tflm_vit.tflite_model import load_model
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "custom_ops" / "firmware"))
+import qemu  # noqa: E402
+sys.path.insert(0, str(REPO / "bench"))
+from provenance import publish, stamp  # noqa: E402
+
+IMAGES = 2000  # test images for the agreement and accuracy columns
+# What the README lists as staying stock ops after `convert`.
+STAYS_STOCK = {"ADD", "MEAN", "CONCATENATION", "STRIDED_SLICE", "CONV_2D", "RESHAPE"}
+MIN_AGREEMENT = 0.97
+
+
+def variants() -> dict[str, dict]:
+    out = {}
+    for patch in ("conv", "extract_patches"):
+        for pool in ("mean", "class_token"):
+            for gelu in ("exact", "tanh"):
+                out[f"keras_io_{patch}_{pool}_{gelu}"] = dict(
+                    patch_embedding=patch, pool=pool, gelu=gelu)
+    return out
+
+
+def _train(model, data, epochs: int = 1):
+    import keras
+    keras.utils.set_random_seed(0)
+    model.compile(optimizer=keras.optimizers.AdamW(1e-3),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(data.x_train, data.y_train, batch_size=128, epochs=epochs, verbose=0)
+    return model
+
+
+def keras_model(kw: dict, data, batch_size=1):
+    import keras
+    keras.utils.set_random_seed(0)
+    model = model_zoo.keras_io_vit(**kw, batch_size=None)
+    _train(model, data)
+    if batch_size is None:
+        return model
+    inp = keras.Input(tuple(model.inputs[0].shape[1:]), batch_size=1)
+    return keras.Model(inp, model(inp))
+
+
+def from_keras_model(model, calibration: np.ndarray) -> bytes:
+    """The TFLite docs' route: TFLiteConverter.from_keras_model on a model with a free
+    batch, full int8."""
+    import tensorflow as tf
+    c = tf.lite.TFLiteConverter.from_keras_model(model)
+    c.optimizations = [tf.lite.Optimize.DEFAULT]
+    c.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    c.inference_input_type = c.inference_output_type = tf.int8
+    c.representative_dataset = lambda: ([x[None]] for x in calibration)
+    return c.convert()
+
+
+def _quantize_images(data_bytes: bytes, images: np.ndarray) -> np.ndarray:
+    """Float images as the model's int8 input (its input tensor's quantisation, read off
+    the flatbuffer: a model the wheel cannot load still gets its images)."""
+    s, z = mio.quant(mio.read(data_bytes).subgraphs[0].inputs[0], "model input")
+    return np.clip(np.round(images / s) + z, -128, 127).astype(np.int8)
+
+
+def m7_run(model: bytes, arena: int, x: np.ndarray, work: pathlib.Path) -> tuple[bool, str]:
+    """(ran and printed its output, the output hex) on the emulated M7, CMSIS-NN build."""
+    build = qemu.build("cortex-m7", "cmsis_nn")
+    (work / "model.tflite").write_bytes(model)
+    (work / "in.bin").write_bytes(x.tobytes())
+    r = qemu.run(build.model_runner, "cortex-m7", [work / "model.tflite", work / "in.bin", arena])
+    out = re.search(r"output ([0-9a-f]+)", r.output)
+    ok = r.returncode == 0 and "TFLM_VIT_RUN_PASS" in r.output and out is not None
+    return ok, (out.group(1) if out else r.output[-300:])
+
+
+def row(name: str, source: str, stock: bytes, data, firmware: bool) -> dict:
+    base = {"name": name, "source": source}
+    try:
+        _, info = load_model(stock)
+        baseline, baseline_is = conv.wheel_baseline(stock, info, conv.Settings())
+        result = conv.convert(stock, keep_unmapped=True,
+                              samples=_quantize_images(stock, data.x_train[:8]))
+    except TflmVitError as e:
+        return {**base, "converted_ops": {}, "left_ops": [f"refused: {e}"],
+                "stock_arena": None, "planned_arena": None, "max_lsb_vs_stock": None,
+                "top1_agreement": None, "runs_on_m7": None}
+    planned = plan_model(result.model, target="wheel")
+    x = _quantize_images(stock, data.x_test[:IMAGES])
+    y_stock = runtime.invoke(baseline, x).astype(np.int32).reshape(len(x), -1)
+    y_ours = runtime.invoke(planned.model, x).astype(np.int32).reshape(len(x), -1)
+    labels = data.y_test[:IMAGES]
+    left = sorted({n for lft in result.left for n in lft.names})
+    out = {**base, "converted_ops": result.op_counts(), "left_ops": left,
+           "left_reasons": sorted({f"{','.join(lft.names)}: {lft.reason}"
+                                   for lft in result.left}),
+           "stock_is": baseline_is,
+           "stock_arena": runtime.allocations(baseline).total,
+           "planned_arena": runtime.allocations(planned.model).total,
+           "arena_to_give": planned.arena_size,
+           "max_lsb_vs_stock": int(np.abs(y_ours - y_stock).max()),
+           "top1_agreement": float((y_ours.argmax(1) == y_stock.argmax(1)).mean()),
+           "stock_top1": float((y_stock.argmax(1) == labels).mean()),
+           "converted_top1": float((y_ours.argmax(1) == labels).mean()),
+           "runs_on_m7": None}
+    if firmware:
+        m7 = plan_model(result.model, target="cortex-m-cmsis-nn")
+        wheel_out = runtime.invoke(m7.model, x[:1]).tobytes().hex()
+        with tempfile.TemporaryDirectory() as d:
+            ok, got = m7_run(m7.model, m7.arena_size, x[:1], pathlib.Path(d))
+        out["runs_on_m7"] = ok and got == wheel_out
+        out["m7_arena_to_give"] = m7.arena_size
+    return out
+
+
+def not_installed_row(name: str, module: str) -> dict:
+    return {"name": name, "source": module, "converted_ops": {},
+            "left_ops": [f"not run: {module} is not installed (pip install {module})"],
+            "stock_arena": None, "planned_arena": None, "max_lsb_vs_stock": None,
+            "top1_agreement": None, "runs_on_m7": None}
+
+
+def problems(rows: list[dict]) -> list[str]:
+    bad = []
+    for r in rows:
+        if r["source"] != "keras":
+            continue
+        extra = sorted(set(r["left_ops"]) - STAYS_STOCK)
+        if extra:
+            bad.append(f"{r['name']}: left {extra}, not ops the README lists as staying stock")
+        if not r["converted_ops"].get("TV_ATTENTION"):
+            bad.append(f"{r['name']}: attention not converted")
+        if r["top1_agreement"] is not None and r["top1_agreement"] < MIN_AGREEMENT:
+            bad.append(f"{r['name']}: top-1 agreement with stock {r['top1_agreement']:.3f} "
+                       f"< {MIN_AGREEMENT}")
+        if r["runs_on_m7"] is False:
+            bad.append(f"{r['name']}: the planned model fails on the emulated M7 or differs "
+                       "from the wheel")
+        if r["planned_arena"] is not None and r["planned_arena"] > r["stock_arena"]:
+            bad.append(f"{r['name']}: converted + planned arena {r['planned_arena']} above "
+                       f"stock {r['stock_arena']}")
+    return bad
+
+
+def write_table(doc: dict, path: pathlib.Path) -> None:
+    def n(v):
+        return "–" if v is None else f"{v:,}"
+
+    lines = ["# Foreign ViTs through `convert` and `plan`\n",
+             f"commit {doc['commit']}; `{doc['command']}`; {doc['seconds']:.0f} s on this "
+             f"machine (each Keras model trained one epoch on Fashion-MNIST first)\n",
+             f"Logits of the converted + planned model against the stock int8 model, both in "
+             f"TFLM (the wheel), on the first {doc['images']:,} Fashion-MNIST test images; "
+             "\"stock\" runs its builtin GELU as our table op, the wheel having no GELU "
+             "kernel. Arenas are what TFLM records in the wheel; M7: the planned model on "
+             "the emulated Cortex-M7 (CMSIS-NN build) in exactly the arena `plan` gives, "
+             "output equal to the wheel's.\n",
+             "| model | our ops | left stock | stock arena | converted + planned | saved | "
+             "max LSB vs stock | top-1 agreement | top-1 stock / ours | M7 |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in doc["rows"]:
+        ops = ", ".join(f"{k.removeprefix('TV_')} {v}" for k, v in sorted(r["converted_ops"].items()))
+        saved = (f"{1 - r['planned_arena'] / r['stock_arena']:.0%}"
+                 if r["planned_arena"] is not None else "–")
+        acc = (f"{r['stock_top1']:.3f} / {r['converted_top1']:.3f}"
+               if r.get("stock_top1") is not None else "–")
+        agree = "–" if r["top1_agreement"] is None else f"{r['top1_agreement']:.3f}"
+        m7 = {None: "–", True: "yes", False: "NO"}[r["runs_on_m7"]]
+        lines.append(f"| {r['name']} | {ops or '–'} | {', '.join(r['left_ops']) or '–'} | "
+                     f"{n(r['stock_arena'])} | {n(r['planned_arena'])} | {saved} | "
+                     f"{n(r['max_lsb_vs_stock'])} | {agree} | {acc} | {m7} |")
+    lines.append("\nWhat stays stock and why: the residual and position-embedding ADDs and "
+                 "the MEAN over tokens need no custom op; a class token's CONCATENATION and "
+                 "STRIDED_SLICE are stock ops; `extract_patches` becomes a one-hot CONV_2D "
+                 "that stays stock (its Dense is converted). A `from_keras_model` export "
+                 "keeps its batch free, which `convert` refuses with the tensor's name: "
+                 "export at batch 1 (`keras.Input(..., batch_size=1)`).")
+    path.write_text("\n".join(lines) + "\n")
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--only", nargs="*", help="model names (default: all)")
+    ap.add_argument("--no-firmware", action="store_true", help="skip the emulated M7 runs")
+    ap.add_argument("--print-only", action="store_true",
+                    help="print the document instead of writing bench/results")
+    args = ap.parse_args(argv)
+    t0 = time.monotonic()
+    data = load_fashion_mnist()
+    calibration = data.x_train[:200]
+    rows = []
+    for name, kw in variants().items():
+        if args.only and name not in args.only:
+            continue
+        stock = keras_to_tflite(keras_model(kw, data), calibration)
+        rows.append(row(name, "keras", stock, data, not args.no_firmware))
+    if not args.only or "from_keras_model" in args.only:
+        model = keras_model(variants()["keras_io_conv_mean_exact"], data, batch_size=None)
+        rows.append(row("from_keras_model", "keras (free batch)",
+                        from_keras_model(model, calibration), data, not args.no_firmware))
+    for name, module in (("keras_hub_vit", "keras_hub"), ("timm_vit", "timm")):
+        if (not args.only or name in args.only) and importlib.util.find_spec(module) is None:
+            rows.append(not_installed_row(name, module))
+    doc = {**stamp("foreign_vits.py", argv), "seconds": time.monotonic() - t0,
+           "images": IMAGES, "rows": rows}
+    doc["problems"] = problems(rows)
+    return publish(doc, "foreign_vits", args.print_only or bool(args.only),
+                   lambda: write_table(doc, REPO / "bench" / "results" / "foreign_vits.md"))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

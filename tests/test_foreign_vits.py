@@ -1,0 +1,140 @@
+"""ViTs our exporter did not write: keras.io-style models (keras.layers.MultiHeadAttention,
+Dense(activation=gelu) with TFLite's builtin GELU op, a class token, extract_patches)
+through `convert` and `plan`, in the wheel. Tiny models (16 px, 16 tokens, width 32, one
+block) so each converts in seconds; bench/foreign_vits.py runs the full-size variants
+trained on Fashion-MNIST and on the emulated M7."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from tflm_vit import model_zoo, runtime
+from tflm_vit.converters import convert as conv
+from tflm_vit.converters import model_io as mio
+from tflm_vit.converters import patterns as pat
+from tflm_vit.memory import plan_model
+from tflm_vit.tflite_model import load_model
+from tflm_vit.twins import gelu as gl
+
+TINY = dict(image=16, patch=4, dim=32, heads=2, blocks=1)
+# What the README lists as staying stock ops after `convert`, per variant.
+STAYS_STOCK = {"ADD", "MEAN"}
+CLASS_TOKEN_OPS = {"CONCATENATION", "STRIDED_SLICE"}
+EXTRACT_PATCHES_OPS = {"CONV_2D", "RESHAPE"}
+
+
+def _keras(**kw):
+    import keras
+    keras.utils.set_random_seed(0)
+    return model_zoo.keras_io_vit(**TINY, **kw)
+
+
+@pytest.fixture(scope="module")
+def variants():
+    out = {}
+    for kw in (dict(), dict(pool="class_token", gelu="tanh"),
+               dict(patch_embedding="extract_patches")):
+        model = _keras(**kw)
+        out[tuple(sorted(kw.items()))] = (model, model_zoo.int8_tflite(model))
+    return out
+
+
+def _left(result) -> set[str]:
+    return {n for lft in result.left for n in lft.names}
+
+
+@pytest.mark.parametrize("key, allowed", [
+    ((), STAYS_STOCK),
+    ((("gelu", "tanh"), ("pool", "class_token")), STAYS_STOCK | CLASS_TOKEN_OPS),
+    ((("patch_embedding", "extract_patches"),), STAYS_STOCK | EXTRACT_PATCHES_OPS)])
+def test_keras_vit_converts_with_only_the_listed_stock_ops_left(variants, key, allowed):
+    _, stock = variants[key]
+    result = conv.convert(stock, keep_unmapped=True)
+    counts = result.op_counts()
+    assert counts.get("TV_ATTENTION") == 1 and counts.get("TV_MLP") == 1
+    assert counts.get("TV_LAYERNORM") == 3
+    assert _left(result) <= allowed, result.left
+    assert all(g.verified.startswith("bit-exact") for g in result.rewritten)
+    if "GELU" in {op.name for op in load_model(stock)[1].ops}:
+        assert "builtin GELU" in result.baseline
+
+
+def test_attention_roles_follow_the_data_flow_not_the_op_order(variants):
+    """Keras computes the scores as (K Q^T)^T and folds 1/sqrt(key_dim) into the query
+    projection: the projection the matcher calls "q" must carry the layer's query kernel
+    times that scale, "k" the key kernel."""
+    model, stock = variants[()]
+    mha = next(layer for layer in model.layers if layer.__class__.__name__ == "MultiHeadAttention")
+    _, info = load_model(stock)
+    (match,) = [m for m in pat.find_patterns(info) if m.kind == pat.ATTENTION]
+    editable = mio.read(stock)
+
+    def weights(role):
+        w = editable.subgraphs[0].operators[match.role(role)].inputs[1]
+        return mio.dequantized_const(w)  # [out, in]
+
+    def kernel(dense, scale=1.0):
+        k = np.asarray(dense.kernel)  # [in, heads, key_dim]
+        return (k.reshape(k.shape[0], -1) * scale).T
+
+    scale = 1 / math.sqrt(TINY["dim"] // TINY["heads"])
+    for role, want in (("q", kernel(mha._query_dense, scale)), ("k", kernel(mha._key_dense)),
+                       ("v", kernel(mha._value_dense))):
+        step = np.abs(want).max(axis=1, keepdims=True) / 127  # per-channel weight LSB
+        assert np.all(np.abs(weights(role) - want) <= step * 0.51 + 1e-7), role
+    assert "scale" not in dict(match.roles)  # folded: no MUL between the scores and SOFTMAX
+
+
+def test_builtin_gelu_tanh_form_gets_the_tanh_table(variants):
+    _, stock = variants[(("gelu", "tanh"), ("pool", "class_token"))]
+    result = conv.convert(stock, keep_unmapped=True)
+    (mlp,) = [op for g in result.rewritten for op in g.new_ops if op.custom_code == "TV_MLP"]
+    table = mio.const(mlp.inputs[1])
+    _, info = load_model(stock)
+    (gelu,) = [op for op in info.ops if op.name == "GELU"]
+    editable = mio.read(stock)
+    x, y = (editable.subgraphs[0].tensors[t] for t in (gelu.inputs[0], gelu.outputs[0]))
+    (sx, zx), (sy, zy) = mio.quant(x, "x"), mio.quant(y, "y")
+    assert np.array_equal(table, gl.gelu_table(sx, zx, sy, zy, approximate=True))
+    assert not np.array_equal(gl.gelu_table(sx, zx, sy, zy, approximate=True),
+                              gl.gelu_table(sx, zx, sy, zy))
+
+
+def test_converted_keras_vit_is_as_close_to_the_float_model_as_stock(variants):
+    """On the same inputs, the converted model's logits are no further from the float
+    Keras model's than the stock int8 model's (GELU run as a table in both), and its
+    top-1 agrees with float at least as often."""
+    model, stock = variants[()]
+    result = conv.convert(stock, keep_unmapped=True)
+    baseline, _ = conv.wheel_baseline(stock, load_model(stock)[1], conv.Settings())
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((24, *TINY_SHAPE)).astype(np.float32)
+    want = model.predict(x, verbose=0)
+    editable = mio.read(stock)
+    (si, zi) = mio.quant(editable.subgraphs[0].inputs[0], "in")
+    (so, zo) = mio.quant(editable.subgraphs[0].outputs[0], "out")
+    xq = np.clip(np.round(x / si) + zi, -128, 127).astype(np.int8)
+    err = {}
+    for name, m in (("stock", baseline), ("ours", result.model)):
+        got = (runtime.invoke(m, xq).reshape(len(x), -1).astype(np.float64) - zo) * so
+        err[name] = (np.abs(got - want).mean(), (got.argmax(1) == want.argmax(1)).mean())
+    assert err["ours"][0] <= err["stock"][0] * 1.1, err
+    assert err["ours"][1] >= err["stock"][1] - 1 / len(x), err
+
+
+TINY_SHAPE = (TINY["image"], TINY["image"], 1)
+
+
+def test_converted_keras_vit_plans_and_runs_in_the_arena_given(variants):
+    _, stock = variants[(("gelu", "tanh"), ("pool", "class_token"))]
+    result = conv.convert(stock, keep_unmapped=True)
+    planned = plan_model(result.model, target="wheel")
+    x = np.random.default_rng(0).integers(-128, 128, (2, *TINY_SHAPE), dtype=np.int8)
+    assert runtime.fits(planned.model, planned.arena_size)
+    assert runtime.allocations(planned.model).total == planned.after.total
+    assert np.array_equal(runtime.invoke(planned.model, x), runtime.invoke(result.model, x))
+    baseline, _ = conv.wheel_baseline(stock, load_model(stock)[1], conv.Settings())
+    assert planned.after.total < runtime.allocations(baseline).total
