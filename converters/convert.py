@@ -13,6 +13,7 @@ import dataclasses
 
 from tflm_vit.converters import model_io as mio
 from tflm_vit.converters import patterns as pat
+from tflm_vit.converters import static_batch
 from tflm_vit.converters.rewrites import NewOp, Rewriter, Settings, Unmappable
 from tflm_vit.errors import ConversionError
 from tflm_vit.twins import options as tv_options
@@ -51,6 +52,7 @@ class Conversion:
     top1_agreement_with_stock: float | None = None  # on the verification samples
     samples: int = 0
     baseline: str = "not verified"  # what "stock" means in the verification
+    notes: list = dataclasses.field(default_factory=list)  # what was done on the way in
 
     def op_counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -180,7 +182,8 @@ def _check_convertible(info) -> None:
 def convert(model, *, fuse_mlp: bool = True, gelu: str = "table",
             sqrt_iterations: int | None = None, overwrite_image: bool = True,
             keep_unmapped: bool = False, verify: bool = True, samples=None) -> Conversion:
-    """Rewrites `model` (path or bytes of an exported int8 ViT) onto our ops.
+    """Rewrites `model` (path or bytes of an exported int8 ViT) onto our ops. A model with
+    a free batch (TFLiteConverter.from_keras_model) is first made static at batch 1.
 
     samples: int8 input images [n, H, W, C] for verification (default: 4 seeded random
     images). Raises ConversionError for an op it cannot map (unless keep_unmapped) or
@@ -191,6 +194,13 @@ def convert(model, *, fuse_mlp: bool = True, gelu: str = "table",
     if sqrt_iterations is not None and not 1 <= sqrt_iterations <= 64:
         raise ConversionError(f"sqrt_iterations must be in [1, 64], got {sqrt_iterations}")
     data, info = load_model(model)
+    notes = []
+    editable = mio.read(data)
+    if static_batch.is_dynamic(editable):
+        folded = static_batch.make_static(editable)
+        data, info = load_model(mio.build(editable))
+        notes.append(f"made static at batch 1: the free batch fixed, {folded} shape ops "
+                     "folded into constants (converters/static_batch.py)")
     _check_convertible(info)
     settings = Settings(fuse_mlp=fuse_mlp, gelu=gelu,
                         sqrt_iterations=(Settings.sqrt_iterations if sqrt_iterations is None
@@ -210,7 +220,7 @@ def convert(model, *, fuse_mlp: bool = True, gelu: str = "table",
     _apply(editable, groups)
     out = mio.build(editable)
     result = Conversion(out, sorted(groups, key=lambda g: g.replaced[0]),
-                        sorted(left, key=lambda l: l.ops[0]))
+                        sorted(left, key=lambda l: l.ops[0]), notes=notes)
     if verify:
         from tflm_vit.converters.verify import verify_conversion
         baseline, result.baseline = wheel_baseline(data, info, settings)

@@ -16,6 +16,8 @@ def _ops(indices) -> str:
 
 def format_conversion(result) -> str:
     console = Console(width=120, record=True, force_terminal=False, file=io.StringIO())
+    for note in getattr(result, "notes", []):
+        console.print(note)
     t = Table(title="rewritten", title_justify="left")
     for col in ("kind", "old ops", "new ops", "verified", "alone vs stock (LSB)",
                 "in the model vs stock (LSB)"):

@@ -138,3 +138,58 @@ def test_converted_keras_vit_plans_and_runs_in_the_arena_given(variants):
     assert np.array_equal(runtime.invoke(planned.model, x), runtime.invoke(result.model, x))
     baseline, _ = conv.wheel_baseline(stock, load_model(stock)[1], conv.Settings())
     assert planned.after.total < runtime.allocations(baseline).total
+
+
+def _from_keras_model(model) -> bytes:
+    """The TFLite docs' route: a model with a free batch through from_keras_model."""
+    import tensorflow as tf
+    c = tf.lite.TFLiteConverter.from_keras_model(model)
+    c.optimizations = [tf.lite.Optimize.DEFAULT]
+    c.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    c.inference_input_type = c.inference_output_type = tf.int8
+    rng = np.random.default_rng(0)
+    c.representative_dataset = lambda: (
+        [rng.standard_normal((1, *TINY_SHAPE)).astype(np.float32)] for _ in range(8))
+    return c.convert()
+
+
+@pytest.fixture(scope="module")
+def free_batch():
+    return _from_keras_model(_keras(batch_size=None))
+
+
+def _tflite_outputs(model: bytes, x: np.ndarray) -> np.ndarray:
+    """Outputs in TensorFlow Lite's own interpreter, which runs the free-batch model's
+    shape ops (REDUCE_PROD) that TFLM lacks."""
+    import tensorflow as tf
+    interp = tf.lite.Interpreter(model_content=model)
+    interp.allocate_tensors()
+    inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
+    outs = []
+    for img in x:
+        interp.set_tensor(inp["index"], img[None])
+        interp.invoke()
+        outs.append(interp.get_tensor(out["index"]).copy())
+    return np.concatenate(outs)
+
+
+def test_a_free_batch_model_is_made_static_and_computes_the_same(free_batch):
+    from tflm_vit.converters import static_batch
+    editable = mio.read(free_batch)
+    assert static_batch.is_dynamic(editable)
+    folded = static_batch.make_static(editable)
+    static = mio.build(editable)
+    _, info = load_model(static)
+    names = {op.name for op in info.ops}
+    assert folded >= 10 and not names & {"SHAPE", "REDUCE_PROD", "PACK", "GATHER"}
+    assert all(not t.is_dynamic for t in info.tensors)
+    x = np.random.default_rng(1).integers(-128, 128, (3, *TINY_SHAPE), dtype=np.int8)
+    assert np.array_equal(_tflite_outputs(static, x), _tflite_outputs(free_batch, x))
+
+
+def test_convert_takes_a_free_batch_model_and_says_it_made_it_static(free_batch):
+    result = conv.convert(free_batch, keep_unmapped=True)
+    assert any("made static at batch 1" in note for note in result.notes)
+    counts = result.op_counts()
+    assert counts.get("TV_ATTENTION") == 1 and counts.get("TV_MLP") == 1
+    assert _left(result) <= STAYS_STOCK, result.left
