@@ -13,7 +13,7 @@ import dataclasses
 
 from tflm_vit.converters import model_io as mio
 from tflm_vit.converters import patterns as pat
-from tflm_vit.converters import static_batch
+from tflm_vit.converters import fold_bias, static_batch
 from tflm_vit.converters.rewrites import NewOp, Rewriter, Settings, Unmappable
 from tflm_vit.errors import ConversionError
 from tflm_vit.twins import options as tv_options
@@ -201,6 +201,11 @@ def convert(model, *, fuse_mlp: bool = True, gelu: str = "table",
         data, info = load_model(mio.build(editable))
         notes.append(f"made static at batch 1: the free batch fixed, {folded} shape ops "
                      "folded into constants (converters/static_batch.py)")
+    biases = fold_bias.fold_bias_adds(editable)
+    if biases:
+        data, info = load_model(mio.build(editable))
+        notes.append(f"{biases} bias ADDs folded into the FULLY_CONNECTED before them "
+                     "(converters/fold_bias.py)")
     _check_convertible(info)
     settings = Settings(fuse_mlp=fuse_mlp, gelu=gelu,
                         sqrt_iterations=(Settings.sqrt_iterations if sqrt_iterations is None

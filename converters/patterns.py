@@ -187,9 +187,17 @@ def _walk_to_fc(g: _Graph, t: int, forward: bool):
         t = g.out(i) if forward else g.act_inputs(i)[0]
         if g.name(i) == "FULLY_CONNECTED":
             return walked, t
-        if g.name(i) not in _LAYOUT_OPS:
+        if g.name(i) not in _LAYOUT_OPS and not (not forward and _scalar_mul(g, i)):
             return None
     return None
+
+
+def _scalar_mul(g: _Graph, i: int) -> bool:
+    """MUL by one constant scalar: the attention scale, where a free-batch Keras export
+    applies it to the query after the head split instead of folding it."""
+    consts = [t for t in g.op(i).inputs if t >= 0 and g.const(t)]
+    return (g.name(i) == "MUL" and len(g.act_inputs(i)) == 1 and len(consts) == 1
+            and int(np.prod(g.info.tensors[consts[0]].shape)) == 1)
 
 
 # -- axis labels ---------------------------------------------------------------------
@@ -245,6 +253,8 @@ def _through_layout(g: _Graph, ops: list[int], labels):
         y = g.info.tensors[g.out(i)].shape
         if g.name(i) == "RESHAPE":
             labels = _reshaped(labels, x, y)
+        elif g.name(i) == "MUL":
+            continue  # a scalar scale moves no axis
         else:
             perm = [c for c in g.op(i).inputs if c >= 0 and g.const(c)]
             perm = g.const_value(perm[0]) if perm else None
@@ -312,13 +322,15 @@ def _attentions(g: _Graph) -> list[Match]:
         if any(g.consumers.get(g.out(i), []) != [c] for i, c in
                zip(between, [op.index] + between[:-1])):
             continue
-        scales = [i for i in between if g.name(i) == "MUL"]
-        if len(scales) > 1 or g.act_inputs(av)[0] != g.out(op.index):
+        if g.act_inputs(av)[0] != g.out(op.index):
             continue
         a_in, b_in = g.act_inputs(qk)
         a, b = _branch_labels(g, a_in, "a"), _branch_labels(g, b_in, "b")
         v = _branch_labels(g, g.act_inputs(av)[1], "v") if len(g.act_inputs(av)) == 2 else None
         if None in (a, b, v) or len({a[2], b[2], v[2]}) != 1:
+            continue
+        scales = [i for i in between + a[0] + b[0] if g.name(i) == "MUL"]
+        if len(scales) > 1 or any(g.name(i) == "MUL" for i in v[0]):
             continue
         scores = _matmul_labels(g, qk, a[3], b[3])
         if scores is None or {scores[1][0], scores[2][0]} - {"D", "W"}:

@@ -155,7 +155,14 @@ def _from_keras_model(model) -> bytes:
 
 @pytest.fixture(scope="module")
 def free_batch():
-    return _from_keras_model(_keras(batch_size=None))
+    """With non-zero biases, as training leaves them: the free-batch export then keeps
+    each attention projection's bias as a separate ADD after the head split."""
+    model = _keras(batch_size=None)
+    rng = np.random.default_rng(2)
+    for w in model.weights:
+        if "bias" in w.path:
+            w.assign(0.1 * rng.standard_normal(w.shape).astype(np.float32))
+    return _from_keras_model(model)
 
 
 def _tflite_outputs(model: bytes, x: np.ndarray) -> np.ndarray:
@@ -187,9 +194,28 @@ def test_a_free_batch_model_is_made_static_and_computes_the_same(free_batch):
     assert np.array_equal(_tflite_outputs(static, x), _tflite_outputs(free_batch, x))
 
 
+def test_folding_the_bias_adds_keeps_the_model_within_a_rounding_step(free_batch):
+    from tflm_vit.converters import fold_bias, static_batch
+    editable = mio.read(free_batch)
+    static_batch.make_static(editable)
+    static = mio.build(editable)
+    adds = sum(op.name == "ADD" for op in load_model(static)[1].ops)
+    n = fold_bias.fold_bias_adds(editable)  # Q, K, V at least
+    folded = mio.build(editable)
+    assert n >= 3 and sum(op.name == "ADD" for op in load_model(folded)[1].ops) == adds - n
+    x = np.random.default_rng(1).integers(-128, 128, (16, *TINY_SHAPE), dtype=np.int8)
+    want, got = _tflite_outputs(static, x), _tflite_outputs(folded, x)
+    assert np.abs(want.astype(int) - got.astype(int)).max() <= FOLDED_BIAS_LSB
+    assert (want.argmax(1) == got.argmax(1)).mean() >= 0.9
+
+
+FOLDED_BIAS_LSB = 4  # at the logits, after every rounding difference has propagated
+
+
 def test_convert_takes_a_free_batch_model_and_says_it_made_it_static(free_batch):
     result = conv.convert(free_batch, keep_unmapped=True)
     assert any("made static at batch 1" in note for note in result.notes)
+    assert any("bias ADDs folded" in note for note in result.notes)
     counts = result.op_counts()
     assert counts.get("TV_ATTENTION") == 1 and counts.get("TV_MLP") == 1
     assert _left(result) <= STAYS_STOCK, result.left
