@@ -219,3 +219,16 @@ def test_convert_takes_a_free_batch_model_and_says_it_made_it_static(free_batch)
     counts = result.op_counts()
     assert counts.get("TV_ATTENTION") == 1 and counts.get("TV_MLP") == 1
     assert _left(result) <= STAYS_STOCK, result.left
+
+
+def test_keras_hub_vit_converts_with_only_the_class_token_and_adds_left():
+    pytest.importorskip("keras_hub", reason="keras_hub is not installed (optional: tflm_vit.model_zoo.keras_hub_vit says how)")
+    import keras
+    keras.utils.set_random_seed(0)
+    stock = model_zoo.int8_tflite(model_zoo.keras_hub_vit(image=16, dim=32, heads=2,
+                                                          blocks=1, mlp_dim=64))
+    result = conv.convert(stock, keep_unmapped=True)
+    counts = result.op_counts()
+    assert counts.get("TV_ATTENTION") == 1 and counts.get("TV_MLP") == 1
+    assert counts.get("TV_PATCH_EMBED") == 1
+    assert _left(result) <= STAYS_STOCK | CLASS_TOKEN_OPS, result.left

@@ -182,9 +182,31 @@ def keras_io_vit(patch_embedding: str = "conv", pool: str = "mean", gelu: str = 
     return keras.Model(inp, L.Dense(classes)(x), name="keras_io_vit")
 
 
+def keras_hub_vit(image: int = 28, channels: int = 1, patch: int = 4, dim: int = 64,
+                  blocks: int = 2, heads: int = 4, mlp_dim: int = 128, classes: int = 10,
+                  batch_size: int | None = 1):
+    """keras_hub's ViTBackbone (class token, learned positions, exact GELU), random
+    weights, with a Dense head on the class token. keras_hub is optional: its ViT needs
+    none of the text packages its install pulls in (`pip install --no-deps keras-hub
+    kagglehub kagglesdk tokenizers sentencepiece tqdm` keeps this environment's
+    TensorFlow)."""
+    import keras
+    try:
+        import keras_hub
+    except ImportError as e:
+        raise ImportError(f"keras_hub_vit needs keras_hub ({e})") from None
+    backbone = keras_hub.models.ViTBackbone(
+        image_shape=(image, image, channels), patch_size=patch, num_layers=blocks,
+        num_heads=heads, hidden_dim=dim, mlp_dim=mlp_dim)
+    inp = keras.Input((image, image, channels), batch_size=batch_size)
+    tokens = backbone(inp)
+    return keras.Model(inp, keras.layers.Dense(classes)(tokens[:, 0]), name="keras_hub_vit")
+
+
 BUILDERS = {"mobilenet_v2_0.35_96": mobilenet_v2, "resnet8": resnet8, "ds_cnn": ds_cnn,
             "mobilenet_v1_vww": mobilenet_v1_vww, "autoencoder": autoencoder,
-            "op_sampler": op_sampler, "keras_io_vit": keras_io_vit}
+            "op_sampler": op_sampler, "keras_io_vit": keras_io_vit,
+            "keras_hub_vit": keras_hub_vit}
 
 
 def int8_tflite(model, samples: int = 8, seed: int = 0) -> bytes:
