@@ -161,6 +161,23 @@ def _apply(model, groups: list[Rewritten]) -> None:
     mio.prune(model)
 
 
+def _check_samples(samples, info):
+    """The verification images as the model takes them: int8 [n, H, W, C]."""
+    import numpy as np
+    x = info.tensors[info.inputs[0]]
+    want = tuple(x.shape[1:])
+    try:
+        arr = np.asarray(samples)
+    except (TypeError, ValueError) as e:
+        raise ConversionError(f"samples: not an array ({e})") from None
+    if arr.dtype != np.int8 or arr.ndim != len(want) + 1 or tuple(arr.shape[1:]) != want \
+            or len(arr) == 0:
+        shape = ", ".join(map(str, want))
+        raise ConversionError(f"samples must be int8 images of shape (n, {shape}) for input "
+                              f"tensor {x.name!r}, got {arr.dtype} {tuple(arr.shape)}")
+    return arr
+
+
 def _check_convertible(info) -> None:
     """The model is what `tflm-vit export` writes: not converted yet, static, int8."""
     ours = sorted({op.name for op in info.ops if op.name in tv_options.OPS})
@@ -207,6 +224,8 @@ def convert(model, *, fuse_mlp: bool = True, gelu: str = "table",
         notes.append(f"{biases} bias ADDs folded into the FULLY_CONNECTED before them "
                      "(converters/fold_bias.py)")
     _check_convertible(info)
+    if samples is not None:
+        samples = _check_samples(samples, info)
     settings = Settings(fuse_mlp=fuse_mlp, gelu=gelu,
                         sqrt_iterations=(Settings.sqrt_iterations if sqrt_iterations is None
                                          else sqrt_iterations),

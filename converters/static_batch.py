@@ -63,7 +63,8 @@ def make_static(model: me.Model) -> int:
             if t.dtype in (mio.INT32, schema.TensorType.INT64):
                 value[id(t)] = mio.const(t).astype(np.int64)
     for t in sg.inputs:
-        sig = list(t._fb.shapeSignature) if t._fb.shapeSignature is not None else list(t.shape)
+        sig = [int(d) for d in (t._fb.shapeSignature if t._fb.shapeSignature is not None
+                                else t.shape)]
         if any(d < 0 for d in sig[1:]):
             raise ConversionError(f"input tensor {mio.tensor_name(t)!r} has free dimensions "
                                   f"besides the batch {sig}; only the batch can be fixed")

@@ -105,10 +105,11 @@ def test_an_unknown_custom_op_is_named_alone(r0_path, tmp_path):
 
 
 def _tiny_tflite(dynamic=False, int16=False, tmp_path=None):
-    """A one-layer Keras model as float32 TFLite (dynamic batch if asked), or int16x8."""
+    """A one-layer Keras model as float32 TFLite (a free token count if asked: a free
+    batch alone `convert` fixes at 1), or int16x8."""
     import numpy as np
     import tensorflow as tf
-    inp = tf.keras.Input((8,), batch_size=None if dynamic else 1)
+    inp = tf.keras.Input((None, 8) if dynamic else (8,), batch_size=1)
     model = tf.keras.Model(inp, tf.keras.layers.Dense(4)(inp))
     conv = tf.lite.TFLiteConverter.from_keras_model(model)
     if int16:
@@ -123,7 +124,7 @@ def _tiny_tflite(dynamic=False, int16=False, tmp_path=None):
 @pytest.mark.parametrize("kind,message", [
     ("float", "the model is float32 (input tensor"),
     ("int16", "the model is int16x8 (input tensor"),
-    ("dynamic", "has a dynamic shape [-1, 8]"),
+    ("dynamic", "has free dimensions besides the batch [1, -1, 8]"),
 ])
 def test_convert_names_why_a_model_is_not_convertible(tmp_path, capsys, kind, message):
     path = tmp_path / "m.tflite"

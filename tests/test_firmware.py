@@ -282,6 +282,33 @@ def test_board_flash_budgets_leave_room_for_the_example_firmware(r0_planned_path
     assert flash - r0_planned_path.stat().st_size == FIRMWARE_FLASH[cpu]
 
 
+@pytest.mark.parametrize("stem, files, namespace", [
+    ("int", "int", "int_model"),            # a C++ keyword
+    ("model.h", "model", "model"),          # a header name means its stem
+    ("__x", "__x", "x_model"),              # reserved to the implementation
+    ("3d-net", "3d-net", "m_3d_net")])
+def test_export_c_names_are_c_identifiers_and_compile(tree, r0_planned_path, tmp_path,
+                                                      stem, files, namespace):
+    from tflm_vit.export_c import export_c
+    export_c(r0_planned_path.read_bytes(), tmp_path / stem)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"{files}.cc", f"{files}.h"]
+    assert f"namespace {namespace} {{" in (tmp_path / f"{files}.h").read_text()
+    dl = tree / "tensorflow/lite/micro/tools/make/downloads"
+    proc = subprocess.run(
+        ["g++", "-fsyntax-only", "-std=c++17", "-DTF_LITE_STATIC_MEMORY", "-Wall", "-Werror",
+         "-isystem", str(tree), "-isystem", str(dl / "flatbuffers/include"),
+         "-isystem", str(dl / "gemmlowp"), f"-I{REPO / 'custom_ops/tflm'}",
+         f"-I{REPO / 'custom_ops/kernels'}", str(tmp_path / f"{files}.cc")],
+        capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_export_c_refuses_a_bytes_stem(r0_planned_path):
+    from tflm_vit.export_c import ExportCError, export_c
+    with pytest.raises(ExportCError, match="out_stem must be a path"):
+        export_c(r0_planned_path.read_bytes(), b"model")
+
+
 def test_export_c_refuses_an_op_nobody_provides(r0_planned_path, tmp_path):
     from tflite_micro.tensorflow.lite.micro.compression import model_editor
     from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema

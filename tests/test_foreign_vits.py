@@ -7,6 +7,7 @@ trained on Fashion-MNIST and on the emulated M7."""
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -222,7 +223,8 @@ def test_convert_takes_a_free_batch_model_and_says_it_made_it_static(free_batch)
 
 
 def test_keras_hub_vit_converts_with_only_the_class_token_and_adds_left():
-    pytest.importorskip("keras_hub", reason="keras_hub is not installed (optional: tflm_vit.model_zoo.keras_hub_vit says how)")
+    pytest.importorskip("keras_hub",
+                        reason="keras_hub is not installed (optional: see model_zoo.keras_hub_vit)")
     import keras
     keras.utils.set_random_seed(0)
     stock = model_zoo.int8_tflite(model_zoo.keras_hub_vit(image=16, dim=32, heads=2,
@@ -232,3 +234,22 @@ def test_keras_hub_vit_converts_with_only_the_class_token_and_adds_left():
     assert counts.get("TV_ATTENTION") == 1 and counts.get("TV_MLP") == 1
     assert counts.get("TV_PATCH_EMBED") == 1
     assert _left(result) <= STAYS_STOCK | CLASS_TOKEN_OPS, result.left
+
+
+@pytest.mark.parametrize("samples, what", [
+    (np.zeros((2, 5, 5, 1), np.int8), "int8 (2, 5, 5, 1)"),
+    (np.zeros((2, 16, 16, 1), np.float32), "float32 (2, 16, 16, 1)"),
+    (np.zeros((0, 16, 16, 1), np.int8), "int8 (0, 16, 16, 1)")])
+def test_convert_names_samples_that_do_not_fit_the_model(variants, samples, what):
+    from tflm_vit.errors import ConversionError
+    _, stock = variants[()]
+    with pytest.raises(ConversionError, match=r"samples must be int8 images of shape "
+                                              r"\(n, 16, 16, 1\).*got " + re.escape(what)):
+        conv.convert(stock, samples=samples, keep_unmapped=True)
+
+
+def test_convert_of_a_long_string_does_not_print_it_as_a_path():
+    from tflm_vit.errors import ModelFileError
+    with pytest.raises(ModelFileError) as e:
+        conv.convert("not a model " * 10_000)
+    assert len(str(e.value)) < 200 and "120,000-character string" in str(e.value)

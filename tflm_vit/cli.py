@@ -135,7 +135,8 @@ def _cmd_plan(args) -> int:
 def _cmd_export_c(args) -> int:
     from tflm_vit.export_c import export_c
     fw = export_c(args.model, args.output, _target(args))
-    print(f"written {args.output}.h and {args.output}.cc: {len(fw.builtins)} builtins "
+    print(f"written {fw.stem}.h and {fw.stem}.cc (namespace {fw.namespace}): "
+          f"{len(fw.builtins)} builtins "
           f"({', '.join(fw.builtins) or 'none'}) + {len(fw.custom_ops)} tflm-vit ops "
           f"({', '.join(fw.custom_ops) or 'none'}); arena {fw.arena_size:,} bytes on "
           f"{_target(args)}")

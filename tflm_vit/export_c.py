@@ -56,6 +56,8 @@ class FirmwareSource:
     arena_size: int
     builtins: tuple[str, ...]
     custom_ops: tuple[str, ...]
+    namespace: str = ""
+    stem: str = ""  # where export_c wrote it: STEM.h and STEM.cc
 
 
 def model_ops(info: ModelInfo) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -88,9 +90,28 @@ def resolver_source(builtins, custom_ops, namespace: str) -> tuple[str, str]:
     return decl, "\n".join(lines) + "\n"
 
 
+# C and C++ keywords (and the alternative tokens) a namespace may not be named; a stem
+# that is one gets a "_model" suffix, as does one reserved to the implementation
+# (a leading underscore and capital, or a double underscore anywhere).
+CXX_KEYWORDS = frozenset("""
+alignas alignof and and_eq asm auto bitand bitor bool break case catch char char8_t
+char16_t char32_t class co_await co_return co_yield compl concept const consteval
+constexpr constinit const_cast continue decltype default delete do double dynamic_cast
+else enum explicit export extern false float for friend goto if inline int long mutable
+namespace new noexcept not not_eq nullptr operator or or_eq private protected public
+register reinterpret_cast requires restrict return short signed sizeof static
+static_assert static_cast struct switch template this thread_local throw true try
+typedef typeid typename union unsigned using virtual void volatile wchar_t while xor
+xor_eq _Bool _Complex _Imaginary""".split())
+HEADER_SUFFIXES = (".h", ".hpp", ".hh", ".cc", ".cpp", ".cxx", ".c")
+
+
 def _identifier(stem: str) -> str:
     name = re.sub(r"\W", "_", stem)
-    return name if name and not name[0].isdigit() else f"m_{name}"
+    name = name if name and not name[0].isdigit() else f"m_{name}"
+    if name in CXX_KEYWORDS or "__" in name or re.match(r"_[A-Z]", name):
+        name = f"{name.strip('_') or 'm'}_model"
+    return name
 
 
 def firmware_source(model, name: str, target: Target) -> FirmwareSource:
@@ -138,24 +159,36 @@ alignas(16) const unsigned char kModel[] = {{{array}
 {body}
 }}  // namespace {ns}
 """
-    return FirmwareSource(header, source, prediction.arena_to_give, builtins, custom)
+    return FirmwareSource(header, source, prediction.arena_to_give, builtins, custom, ns)
 
 
 def export_c(model, out_stem, target: str = "cortex-m") -> FirmwareSource:
-    """Writes OUT_STEM.h and OUT_STEM.cc; returns what was written."""
+    """Writes OUT_STEM.h and OUT_STEM.cc; returns what was written. A stem ending in a
+    C/C++ suffix (model.h) drops it; the namespace is the stem as a C identifier, a C++
+    keyword or reserved name suffixed with "_model"."""
     if target not in TARGETS:
         raise ExportCError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
+    if not isinstance(out_stem, (str, os.PathLike)) or isinstance(os.fspath(out_stem), bytes):
+        raise ExportCError(f"out_stem must be a path such as 'app/model' (str or "
+                           f"os.PathLike), got {type(out_stem).__name__}")
     out_stem = os.fspath(out_stem)
+    if out_stem.endswith(HEADER_SUFFIXES):  # `-o app/model.h` means the stem app/model
+        out_stem = os.path.splitext(out_stem)[0]
     folder, name = os.path.split(out_stem)
     if not name or os.path.isdir(out_stem):
         raise ExportCError(f"{out_stem}: give a file stem such as DIR/model (writes model.h, "
                            "model.cc)")
     if folder and not os.path.isdir(folder):
         raise ExportCError(f"{folder}: no such directory")
+    if not os.access(folder or ".", os.W_OK):
+        raise ExportCError(f"{folder or os.getcwd()}: not writable")
     fw = firmware_source(model, name, TARGETS[target])
     for suffix, text in ((".h", fw.header), (".cc", fw.source)):
         tmp = out_stem + suffix + ".tmp"
-        with open(tmp, "w") as f:
-            f.write(text)
-        os.replace(tmp, out_stem + suffix)
-    return fw
+        try:
+            with open(tmp, "w") as f:
+                f.write(text)
+            os.replace(tmp, out_stem + suffix)
+        except OSError as e:
+            raise ExportCError(f"{out_stem + suffix}: cannot write ({e.strerror})") from None
+    return dataclasses.replace(fw, stem=out_stem)

@@ -71,6 +71,9 @@ def read_model_bytes(path_or_bytes) -> bytes:
         where = "model bytes"
     else:
         path = os.fspath(path_or_bytes)
+        if isinstance(path, str) and (len(path) > 1024 or "\n" in path or "\0" in path):
+            raise ModelFileError(f"{path[:40]!r}...: a {len(path):,}-character string, not a "
+                                 "path to a .tflite file (pass the model's path or bytes)")
         if os.path.isdir(path):
             raise ModelFileError(f"{path}: is a directory, not a .tflite file")
         if not os.path.isfile(path):
