@@ -55,6 +55,7 @@ from tflm_vit.errors import TflmVitError
 from tflm_vit.export import keras_to_tflite
 from tflm_vit.memory import plan_model
 from tflm_vit.tflite_model import load_model
+from tflm_vit.twins.fixed_point import quantize
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "custom_ops" / "firmware"))
@@ -117,7 +118,7 @@ def _quantize_images(data_bytes: bytes, images: np.ndarray) -> np.ndarray:
     """Float images as the model's int8 input (its input tensor's quantisation, read off
     the flatbuffer: a model the wheel cannot load still gets its images)."""
     s, z = mio.quant(mio.read(data_bytes).subgraphs[0].inputs[0], "model input")
-    return np.clip(np.round(images / s) + z, -128, 127).astype(np.int8)
+    return quantize(images, s, z)
 
 
 def static_model(stock: bytes) -> bytes:

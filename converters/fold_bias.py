@@ -27,9 +27,6 @@ def fold_bias_adds(model: me.Model) -> int:
     sg = model.subgraphs[0]
     outputs = {id(t) for t in sg.outputs}
 
-    def consumers(t):
-        return [op for op in sg.operators if any(u is t for u in op.inputs)]
-
     drop, folded = set(), 0
     for fc in list(sg.operators):
         if fc.opcode != B.FULLY_CONNECTED or (len(fc.inputs) > 2 and fc.inputs[2] is not None):
@@ -39,7 +36,7 @@ def fold_bias_adds(model: me.Model) -> int:
             continue
         chain, t = [], fc.outputs[0]
         while True:
-            after = consumers(t)
+            after = mio.consumers(sg, t)
             if id(t) in outputs or len(after) != 1:
                 after = []
                 break

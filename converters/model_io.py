@@ -79,6 +79,11 @@ def new_const(name: str, array: np.ndarray) -> me.Tensor:
     return me.Tensor(shape=array.shape, dtype=dtype, data=array.tobytes(), name=name)
 
 
+def consumers(sg, t: me.Tensor) -> list:
+    """The operators of subgraph `sg` that read tensor `t`."""
+    return [op for op in sg.operators if any(u is t for u in op.inputs)]
+
+
 def is_constant(t: me.Tensor | None) -> bool:
     return t is not None and t.buffer is not None and bool(t.buffer.data)
 

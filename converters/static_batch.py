@@ -185,9 +185,6 @@ def _drop_flattening_reshapes(sg) -> None:
     becomes FULLY_CONNECTED(x, keep_num_dims) writing the second RESHAPE's output."""
     outputs = {id(t) for t in sg.outputs}
 
-    def consumers(t):
-        return [op for op in sg.operators if any(u is t for u in op.inputs)]
-
     drop = set()
     for op in sg.operators:
         if op.opcode != B.FULLY_CONNECTED or op._fb.builtinOptions is None:
@@ -195,13 +192,13 @@ def _drop_flattening_reshapes(sg) -> None:
         flat = op.inputs[0]
         r1 = next((p for p in sg.operators if any(u is flat for u in p.outputs)), None)
         if (r1 is None or r1.opcode != B.RESHAPE or id(flat) in outputs
-                or len(consumers(flat)) != 1):
+                or len(mio.consumers(sg, flat)) != 1):
             continue
         x = r1.inputs[0]
         if x.shape[-1:] != flat.shape[-1:]:
             continue
         out = op.outputs[0]
-        after = consumers(out)
+        after = mio.consumers(sg, out)
         if id(out) in outputs or len(after) != 1 or after[0].opcode != B.RESHAPE:
             continue
         r2 = after[0]
