@@ -215,14 +215,15 @@ def convert(model, *, fuse_mlp: bool = True, gelu: str = "table",
     editable = mio.read(data)
     if static_batch.is_dynamic(editable):
         folded = static_batch.make_static(editable)
-        data, info = load_model(mio.build(editable))
         notes.append(f"made static at batch 1: the free batch fixed, {folded} shape ops "
                      "folded into constants (converters/static_batch.py)")
     biases = fold_bias.fold_bias_adds(editable)
     if biases:
-        data, info = load_model(mio.build(editable))
         notes.append(f"{biases} bias ADDs folded into the FULLY_CONNECTED before them "
                      "(converters/fold_bias.py)")
+    if notes:  # the rewrites below index the model as written: write it, read it back
+        data, info = load_model(mio.build(editable))
+        editable = mio.read(data)
     _check_convertible(info)
     if samples is not None:
         samples = _check_samples(samples, info)
@@ -230,7 +231,6 @@ def convert(model, *, fuse_mlp: bool = True, gelu: str = "table",
                         sqrt_iterations=(Settings.sqrt_iterations if sqrt_iterations is None
                                          else sqrt_iterations),
                         overwrite_image=overwrite_image)
-    editable = mio.read(data)
     groups, left = _plan(info, Rewriter(editable, settings), settings, strict=not keep_unmapped)
     n_stock = len(info.tensors)
     for g in groups:  # remember original indices before the build renumbers tensors
