@@ -64,7 +64,7 @@ firmware-deps:
 # TFLM with our ops for every emulated CPU and kernel set (minutes the first time).
 firmware: install firmware-deps
 	for cpu in cortex-m7 cortex-m4; do for k in reference cmsis_nn; do \
-	  $(BIN)/python custom_ops/firmware/qemu.py build --cpu $$cpu --kernels $$k || exit 1; \
+	  $(BIN)/python -P -m tflm_vit.firmware.qemu build --cpu $$cpu --kernels $$k || exit 1; \
 	done; done
 
 test: install firmware-deps data-deps

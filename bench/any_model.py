@@ -21,8 +21,6 @@ Run: .venv/bin/python bench/any_model.py [--only resnet8 ...] [--no-firmware]
 
 from __future__ import annotations
 
-import argparse
-import json
 import pathlib
 import re
 import sys
@@ -36,11 +34,10 @@ from tflm_vit.memory import plan_model, predict
 from tflm_vit.tflite_model import parse_model
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "custom_ops" / "firmware"))
-import qemu  # noqa: E402
-sys.path.insert(0, str(REPO / "bench"))
-import firmware as bench_firmware  # noqa: E402
-from provenance import publish, stamp  # noqa: E402
+from provenance import model_arguments, publish, stamp  # noqa: E402  (bench/provenance.py)
+
+from tflm_vit.firmware import on_target  # noqa: E402
+from tflm_vit.firmware import qemu  # noqa: E402
 
 # Where TFLM's Prepare or planning phase, not the recorded total, sets the arena, the
 # memory model may err high by this much (tflm_vit/memory/tail.py), never low.
@@ -56,7 +53,7 @@ def models(only=None) -> dict[str, bytes]:
         if not only or name in only:
             out[name] = model_zoo.build(name)
     if not only or "R0" in only or "demo" in only:
-        vit = {m.name: m.data for m in bench_firmware.models(random_subnets=0, demo_steps=50)
+        vit = {m.name: m.data for m in on_target.models(random_subnets=0, demo_steps=50)
                if m.variant == "stock"}
         out.update({k: v for k, v in vit.items() if not only or k in only})
     return out
@@ -88,7 +85,7 @@ def wheel_row(name: str, data: bytes) -> dict:
 
 
 def firmware_rows(name: str, data: bytes, build, work: pathlib.Path) -> dict:
-    target = bench_firmware.TARGET_OF[build.kernels]
+    target = on_target.TARGET_OF[build.kernels]
     planned = plan_model(data, target=target)
     x = _input(data)
     (work / "in.bin").write_bytes(x.tobytes())
@@ -160,7 +157,7 @@ def problems(rows: list[dict]) -> list[str]:
 
 
 def write_table(doc: dict, path: pathlib.Path) -> None:
-    lines = [f"# Any int8 model: TFLM's arena vs ours\n",
+    lines = ["# Any int8 model: TFLM's arena vs ours\n",
              f"commit {doc['commit']}; `{doc['command']}`; {doc['seconds']:.0f} s\n",
              "Arena bytes TFLM records (recording allocator) for the model as given and as "
              "planned by `tflm-vit plan`; the memory model's prediction for the planned one "
@@ -196,19 +193,14 @@ def write_table(doc: dict, path: pathlib.Path) -> None:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--only", nargs="*", help="model names (default: all)")
-    ap.add_argument("--no-firmware", action="store_true", help="the wheel only")
-    ap.add_argument("--print-only", action="store_true",
-                    help="print the document instead of writing bench/results")
-    args = ap.parse_args(argv)
+    args = model_arguments(__doc__, "the wheel only").parse_args(argv)
     t0 = time.monotonic()
     ms = models(args.only)
     rows = [wheel_row(n, d) for n, d in ms.items()]
     if not args.no_firmware:
         with tempfile.TemporaryDirectory() as d:
-            for cpu in bench_firmware.CPUS:
-                for kernels in bench_firmware.KERNELS:
+            for cpu in on_target.CPUS:
+                for kernels in on_target.KERNELS:
                     build = qemu.build(cpu, kernels)
                     rows += [firmware_rows(n, data, build, pathlib.Path(d))
                              for n, data in ms.items()]

@@ -36,7 +36,6 @@ Run: .venv/bin/python bench/foreign_vits.py [--only NAME ...] [--no-firmware]
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import pathlib
 import re
@@ -58,10 +57,9 @@ from tflm_vit.tflite_model import load_model
 from tflm_vit.twins.fixed_point import quantize
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "custom_ops" / "firmware"))
-import qemu  # noqa: E402
-sys.path.insert(0, str(REPO / "bench"))
-from provenance import publish, stamp  # noqa: E402
+from provenance import model_arguments, publish, stamp  # noqa: E402  (bench/provenance.py)
+
+from tflm_vit.firmware import qemu  # noqa: E402
 
 IMAGES = 2000  # test images for the agreement and accuracy columns
 # What the README lists as staying stock ops after `convert`.
@@ -249,12 +247,7 @@ def write_table(doc: dict, path: pathlib.Path) -> None:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--only", nargs="*", help="model names (default: all)")
-    ap.add_argument("--no-firmware", action="store_true", help="skip the emulated M7 runs")
-    ap.add_argument("--print-only", action="store_true",
-                    help="print the document instead of writing bench/results")
-    args = ap.parse_args(argv)
+    args = model_arguments(__doc__, "skip the emulated M7 runs").parse_args(argv)
     t0 = time.monotonic()
     data = load_fashion_mnist()
     calibration = data.x_train[:200]

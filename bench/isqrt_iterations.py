@@ -16,8 +16,7 @@ import sys
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from provenance import stamp  # noqa: E402
+from provenance import stamp  # bench/provenance.py, beside this script
 
 from tflm_vit import _kernels as K  # noqa: E402
 from tflm_vit.twins import layernorm as LN  # noqa: E402

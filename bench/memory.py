@@ -34,8 +34,7 @@ import sys
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from provenance import publish, stamp  # noqa: E402
+from provenance import publish, stamp  # bench/provenance.py, beside this script
 
 from tflm_vit import runtime  # noqa: E402
 from tflm_vit.converters.convert import convert  # noqa: E402

@@ -3,6 +3,7 @@ produced it, stamped into every file under bench/results."""
 
 from __future__ import annotations
 
+import argparse
 import pathlib
 import subprocess
 import sys
@@ -29,6 +30,17 @@ def command(script: str, argv=None) -> str:
 
 def stamp(script: str, argv=None) -> dict:
     return {"commit": commit(), "command": command(script, argv)}
+
+
+def model_arguments(doc: str, no_firmware: str) -> argparse.ArgumentParser:
+    """The options of the benchmarks that run a list of models: --only NAMES (a cheap
+    subset, printed, the committed files left alone), --no-firmware, --print-only."""
+    ap = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    ap.add_argument("--only", nargs="*", help="model names (default: all)")
+    ap.add_argument("--no-firmware", action="store_true", help=no_firmware)
+    ap.add_argument("--print-only", action="store_true",
+                    help="print the document instead of writing bench/results")
+    return ap
 
 
 def publish(doc: dict, name: str, print_only: bool, write_rest) -> int:

@@ -31,8 +31,7 @@ import time
 REPO = pathlib.Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
 WORK = REPO / "build" / "bench_recipe"
-sys.path.insert(0, str(REPO / "bench"))
-from provenance import publish, stamp  # noqa: E402
+from provenance import publish, stamp  # noqa: E402  (bench/provenance.py)
 
 from tflm_vit.config import SubnetConfig  # noqa: E402
 from tflm_vit.recipe import BASELINE_RECIPE, Recipe  # noqa: E402

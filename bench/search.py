@@ -38,10 +38,10 @@ import json
 import pathlib
 import sys
 
+from provenance import publish, stamp  # bench/provenance.py, beside this script
+
 REPO = pathlib.Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
-sys.path.insert(0, str(REPO / "bench"))
-from provenance import publish, stamp  # noqa: E402
 
 from tflm_vit.errors import BudgetError  # noqa: E402
 from tflm_vit.search import cnn_baseline, floors  # noqa: E402
@@ -369,61 +369,46 @@ def plot(doc: dict, path: pathlib.Path) -> None:
 
 def on_target(runs: list[dict], say, count: bool = True) -> list[str]:
     """Every chosen ViT on its board's emulated CPU: TFLM with CMSIS-NN and our ops (the
-    firmware's model runner under QEMU, custom_ops/firmware/qemu.py), in an arena of
+    firmware's model runner under QEMU, tflm_vit/firmware/on_target.py), in an arena of
     exactly its arena to give (its SRAM budget for rows that predate it). The model is
     rebuilt from the row's config on shape-only weights, as the cost model builds it: an
     arena and an instruction count do not depend on the weights' values. Sets each row's
-    arena_on_target and (count: ours, counted with bench/instructions.py) instructions;
-    returns a line for each model that does not run there, or whose output differs from
-    the wheel's on the same seeded input."""
-    import tempfile
-
+    arena_on_target and (count: ours, counted with tflm_vit/firmware/instructions.py)
+    instructions; returns a line for each model that does not run there, or whose output
+    differs from the wheel's on the same seeded input."""
     import numpy as np
 
-    import firmware  # bench/firmware.py: the runner's output, and qemu
-    import instructions
     from tflm_vit.config import SubnetConfig
+    from tflm_vit.firmware.on_target import run_in_arena
     from tflm_vit.search.costs import shape_net, shape_only_model
     measured, out = {}, []
-    with tempfile.TemporaryDirectory() as tmp:
-        path, inp = pathlib.Path(tmp) / "model.tflite", pathlib.Path(tmp) / "input.bin"
-        for r in runs:
-            if r["method"] in REPORTED or r["config"] is None:
-                continue
-            config = SubnetConfig.from_dict(r["config"])
-            cpu, target = r.get("cpu", "cortex-m7"), r.get("target", "wheel")
-            arena = r.get("arena_to_give") if "board" in r else r["sram_budget"]
-            key = (config.to_json(), cpu, target, arena)
-            if key not in measured:
-                say(f"on the emulated {cpu}: {config.short()} in {arena:,} B")
-                net = shape_net(fashion_space() if "board" in r else _old_space())
-                model = bytes(shape_only_model(net, config, target).model)
-                image = np.random.default_rng(0).integers(
-                    -128, 128, (config.resolution, config.resolution, net.space.in_channels),
-                    dtype=np.int8)
-                path.write_bytes(model)
-                inp.write_bytes(image.tobytes())
-                build = firmware.qemu.build(cpu, "cmsis_nn")
-                run = firmware.qemu.run(build.model_runner, build.cpu, [path, inp, arena])
-                if run.returncode == 0 and "TFLM_VIT_RUN_PASS" in run.output:
-                    got, used = firmware._parse(run.output)
-                    wheel = firmware.wheel_output(firmware.Model(r["method"], "planned",
-                                                                 model, image))
-                    n = (instructions.count(build, path, inp, arena).total
-                         if count and r["method"] == "mcuformer" else None)
-                    measured[key] = (used, got == wheel, n)
-                else:
-                    measured[key] = (None, False, None)
-            used, same, n = measured[key]
-            r["arena_on_target"] = used
-            if n is not None:
-                r["instructions"] = n
-            what = f"{r['method']} seed {r['seed']} on {r.get('board', r['sram_budget'])} " \
-                   f"({config.short()})"
-            if used is None:
-                out.append(f"{what} does not run on the emulated {cpu} in {arena:,} B")
-            elif not same:
-                out.append(f"{what}: its output on the emulated {cpu} differs from the wheel's")
+    for r in runs:
+        if r["method"] in REPORTED or r["config"] is None:
+            continue
+        config = SubnetConfig.from_dict(r["config"])
+        cpu, target = r.get("cpu", "cortex-m7"), r.get("target", "wheel")
+        arena = r.get("arena_to_give") if "board" in r else r["sram_budget"]
+        key = (config.to_json(), cpu, target, arena)
+        if key not in measured:
+            say(f"on the emulated {cpu}: {config.short()} in {arena:,} B")
+            net = shape_net(fashion_space() if "board" in r else _old_space())
+            model = bytes(shape_only_model(net, config, target).model)
+            image = np.random.default_rng(0).integers(
+                -128, 128, (config.resolution, config.resolution, net.space.in_channels),
+                dtype=np.int8)
+            run = run_in_arena(model, image, cpu, arena,
+                               count=count and r["method"] == "mcuformer")
+            measured[key] = (run.arena_used, run.matches_wheel, run.instructions)
+        used, same, n = measured[key]
+        r["arena_on_target"] = used
+        if n is not None:
+            r["instructions"] = n
+        what = f"{r['method']} seed {r['seed']} on {r.get('board', r['sram_budget'])} " \
+               f"({config.short()})"
+        if used is None:
+            out.append(f"{what} does not run on the emulated {cpu} in {arena:,} B")
+        elif not same:
+            out.append(f"{what}: its output on the emulated {cpu} differs from the wheel's")
     return out
 
 

@@ -1,6 +1,6 @@
-"""Speed on an emulated Cortex-M, in instructions (bench/instructions.py): per model, stock
-TFLM with its reference kernels, stock TFLM with CMSIS-NN, and ours (converted + planned,
-built with CMSIS-NN, so our DSP fast paths are in); per kernel, our ops' MACs and
+"""Speed on an emulated Cortex-M, in instructions (tflm_vit/firmware/instructions.py): per
+model, stock TFLM with its reference kernels, stock TFLM with CMSIS-NN, and ours
+(converted + planned, built with CMSIS-NN, so our DSP fast paths are in); per kernel, our ops' MACs and
 instructions with the portable C ("naive", the reference build) and the fast paths
 ("optimized", the CMSIS-NN build); and the latency model (tflm_vit/latency.py) fitted on
 these counts, with its leave-one-model-out error.
@@ -39,12 +39,10 @@ from tflm_vit.supernet import trained_shaped
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
-sys.path.insert(0, str(REPO / "bench"))
-import firmware  # noqa: E402  (the models, as the firmware benchmark builds them)
-import instructions  # noqa: E402
-from provenance import publish, stamp  # noqa: E402
+from provenance import publish, stamp  # noqa: E402  (bench/provenance.py)
 
-qemu = instructions.qemu
+from tflm_vit.firmware import instructions, qemu  # noqa: E402
+from tflm_vit.firmware import on_target  # noqa: E402  (the models bench/firmware.py checks)
 T196 = SubnetConfig(224, 16, 64, 2, 2, 2.0)
 TARGET_RATIO = 0.6       # ours / stock + CMSIS-NN on M7, every model
 TARGET_LINEAR_MPI = 1.0  # MACs per instruction of the linear kernels on M7 (reported)
@@ -57,26 +55,26 @@ OUR_KINDS = ("TV_PATCH_EMBED", "TV_LINEAR", "TV_LOW_RANK_LINEAR", "TV_ATTENTION"
 ARENA = 1 << 20
 
 
-def models(only: str | None, demo_steps: int) -> list[firmware.Model]:
+def models(only: str | None, demo_steps: int) -> list[on_target.Model]:
     if only == "R0":
-        return firmware.models_r0()
-    out = firmware.models(random_subnets=0, demo_steps=demo_steps)  # R0 and the demo's
-    net = trained_shaped(firmware.reference_net())
+        return on_target.models_r0()
+    out = on_target.models(random_subnets=0, demo_steps=demo_steps)  # R0 and the demo's
+    net = trained_shaped(on_target.reference_net())
     rep = np.random.default_rng(0).uniform(-1, 1, (4, 224, 224, 3)).astype(np.float32)
-    out += firmware._variants("T196", net, T196, rep)
+    out += on_target.variants("T196", net, T196, rep)
     return out
 
 
-def _run(build, m: firmware.Model, tmp: pathlib.Path) -> dict:
+def _run(build, m: on_target.Model, tmp: pathlib.Path) -> dict:
     path, inp = tmp / f"{m.name}_{m.variant}.tflite", tmp / f"{m.name}_input.bin"
     path.write_bytes(m.data)
     inp.write_bytes(m.image.tobytes())
     c = instructions.count(build, path, inp, ARENA)
-    out, used = firmware._parse(c.output)
+    out, used = on_target.parse_output(c.output)
     return {"counts": c, "output": out, "arena": used}
 
 
-def _op_rows(m: firmware.Model, counts) -> list[dict]:
+def _op_rows(m: on_target.Model, counts) -> list[dict]:
     """One row per op: its kind, features and counted instructions (for the fit)."""
     from tflm_vit.tflite_model import parse_model
     info = parse_model(m.data)
@@ -251,7 +249,7 @@ def plot(doc: dict, path: pathlib.Path) -> None:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--demo-steps", type=int, default=firmware.DEMO_STEPS)
+    p.add_argument("--demo-steps", type=int, default=on_target.DEMO_STEPS)
     p.add_argument("--only", choices=["R0"],
                    help="R0 on M7 only, printed as JSON; committed files left alone")
     a = p.parse_args(argv)
@@ -276,7 +274,7 @@ def main(argv=None) -> int:
                     r = _run(builds[kernels_set], m, tmp)
                     c = r["counts"]
                     agree[f"{m.name} {variant} on {cpu}"] = (
-                        r["output"] == firmware.wheel_output(m))
+                        r["output"] == on_target.wheel_output(m))
                     print(f"{cpu} {m.name} {variant}: {c.total:,}", file=sys.stderr)
                     rows = _op_rows(m, c)
                     if variant == "naive":

@@ -18,8 +18,7 @@ import sys
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from provenance import publish, stamp  # noqa: E402
+from provenance import publish, stamp  # bench/provenance.py, beside this script
 
 from tflm_vit import report, runtime  # noqa: E402
 from tflm_vit.export import export_tflite  # noqa: E402

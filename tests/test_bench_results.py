@@ -150,20 +150,3 @@ def test_search_models_recost_to_their_committed_figures():
                                                    "tinynas", "mobilenetv2_cnn"}
     vits = [r for r in doc["rows"] if r["method"] != "mobilenetv2_cnn"]
     assert vits and all(0 < r["arena_on_target"] <= r["sram_budget"] for r in vits)
-
-
-def test_search_on_target_names_a_model_over_its_budget():
-    # The search benchmark's on-target claim can fail: a chosen model given less than it
-    # needs on the emulated CPU is named, with no arena recorded.
-    import importlib.util
-    spec = importlib.util.spec_from_file_location("bench_search", REPO / "bench" / "search.py")
-    bench_search = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench_search)
-    committed = json.loads((RESULTS / "search.json").read_text())["runs"]
-    ours = next(r for r in committed if r["method"] == "mcuformer" and r["top1"] is not None)
-    row = {**ours, "sram_budget": 2048, "arena_to_give": 2048}
-    problems = bench_search.on_target([row], lambda text: None, count=False)
-    assert row["arena_on_target"] is None
-    assert len(problems) == 1 and "does not run on the emulated" in problems[0] \
-        and "in 2,048 B" in problems[0]
-

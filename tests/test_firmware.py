@@ -23,13 +23,10 @@ import sys
 
 import pytest
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "custom_ops" / "firmware"))
-sys.path.insert(0, str(REPO / "bench"))
-import firmware as bench_firmware  # noqa: E402  (bench/firmware.py)
-import qemu  # noqa: E402  (custom_ops/firmware/qemu.py)
+from tflm_vit.firmware import instructions, on_target, qemu
 
-BUILDS = [(cpu, k) for cpu in bench_firmware.CPUS for k in bench_firmware.KERNELS]
+REPO = pathlib.Path(__file__).resolve().parents[1]
+BUILDS = [(cpu, k) for cpu in on_target.CPUS for k in on_target.KERNELS]
 FORMATTING = {"printf", "sprintf", "snprintf", "vsnprintf", "vsprintf", "vprintf", "fprintf",
               "vfprintf"}
 
@@ -155,13 +152,13 @@ def test_kernel_vectors_catch_a_wrong_byte(tmp_path):
 def models(trained_supernet, digits):
     """R0, the demo's model (the default space's largest subnet of the session's briefly
     trained supernet) and five random subnets, each stock / converted / planned."""
-    return bench_firmware.models(demo_net=trained_supernet, demo_images=digits.x_train)
+    return on_target.models(demo_net=trained_supernet, demo_images=digits.x_train)
 
 
 def test_models_on_target_match_the_wheel_and_the_memory_model(build, models, tmp_path):
-    rows = bench_firmware.check_on_target(build, models, tmp_path)
+    rows = on_target.check_on_target(build, models, tmp_path)
     assert len(rows) == 21
-    assert bench_firmware.problems(rows) == []
+    assert on_target.problems(rows) == []
     # The committed benchmark agrees on R0 (arena figures do not depend on weights).
     committed = json.loads((REPO / "bench/results/firmware.json").read_text())["models"]
     for r in rows:
@@ -184,7 +181,7 @@ def test_common_cnn_builtins_on_target_match_the_memory_model(build, tmp_path):
 
     from tflm_vit import model_zoo, runtime
     from tflm_vit.memory import plan_model, predict
-    target = bench_firmware.TARGET_OF[build.kernels]
+    target = on_target.TARGET_OF[build.kernels]
     stock = model_zoo.build("op_sampler")
     image = np.random.default_rng(0).integers(-128, 128, (1, 16, 16, 8), dtype=np.int8)
     (tmp_path / "in.bin").write_bytes(image.tobytes())
@@ -203,7 +200,7 @@ def test_planned_model_below_its_arena_surfaces_tflms_error(tmp_path):
     build = qemu.build("cortex-m7", "reference")
     from tflm_vit.memory import predict
     from tflm_vit.memory.targets import get_target
-    (m,) = [m for m in bench_firmware.models_r0() if m.variant == "planned"]
+    (m,) = [m for m in on_target.models_r0() if m.variant == "planned"]
     path, inp = tmp_path / "m.tflite", tmp_path / "in.bin"
     path.write_bytes(m.data)
     inp.write_bytes(m.image.tobytes())
@@ -212,6 +209,19 @@ def test_planned_model_below_its_arena_surfaces_tflms_error(tmp_path):
         qemu.run(build.model_runner, "cortex-m7", [path, inp, arena - 16],
                  marker="TFLM_VIT_RUN_PASS")
     assert "exit 1" in str(e.value) and "Failed to allocate" in str(e.value)
+
+
+def test_a_model_given_less_than_its_arena_is_reported_as_not_running():
+    # What the search benchmark's on-target claim rests on (bench/search.py): a model in
+    # too small an arena is not "run", and in enough it runs with the wheel's output and
+    # the memory model's arena for the target.
+    from tflm_vit.memory import predict
+    (m,) = [m for m in on_target.models_r0() if m.variant == "planned"]
+    small = on_target.run_in_arena(m.data, m.image, "cortex-m7", 2048, kernels="reference")
+    assert small == on_target.ArenaRun(None, False, None)
+    ok = on_target.run_in_arena(m.data, m.image, "cortex-m7", 1 << 20, kernels="reference")
+    assert ok.matches_wheel and ok.arena_used == predict(m.data, "cortex-m").total
+    assert ok.instructions is None
 
 
 def test_runner_treats_failure_missing_marker_and_hang_as_failures(tmp_path):
@@ -234,7 +244,7 @@ def test_runner_treats_failure_missing_marker_and_hang_as_failures(tmp_path):
 
 @pytest.fixture(scope="module")
 def r0_planned_path(tmp_path_factory):
-    (m,) = [m for m in bench_firmware.models_r0() if m.variant == "planned"]
+    (m,) = [m for m in on_target.models_r0() if m.variant == "planned"]
     path = tmp_path_factory.mktemp("r0") / "r0_planned.tflite"
     path.write_bytes(m.data)
     return path
@@ -497,21 +507,20 @@ def test_example_app_compiles_for_the_nucleo_f746zg(tree, r0_planned_path, tmp_p
         assert proc.returncode == 0, f"{src.name}:\n{proc.stderr[-3000:]}"
 
 
-# --- instruction counting (bench/instructions.py) ------------------------------------------
+# --- instruction counting (tflm_vit/firmware/instructions.py) -------------------------------
 
 @pytest.fixture(scope="module")
 def small_planned(trained_supernet, digits):
     """The default space's smallest subnet, converted and planned (a fast trace)."""
     from tflm_vit.space import DEFAULT_SPACE
     rep = digits.x_train[:16].astype("float32")
-    (m,) = [m for m in bench_firmware._variants("small", trained_supernet,
-                                                DEFAULT_SPACE.smallest(), rep)
+    (m,) = [m for m in on_target.variants("small", trained_supernet,
+                                           DEFAULT_SPACE.smallest(), rep)
             if m.variant == "planned"]
     return m
 
 
 def _count(build, m, tmp_path):
-    import instructions
     path, inp = tmp_path / "m.tflite", tmp_path / "in.bin"
     path.write_bytes(m.data)
     inp.write_bytes(m.image.tobytes())
@@ -531,7 +540,7 @@ def test_instruction_counts_are_exact_per_op_and_repeatable(small_planned, tmp_p
     assert 0 < outside < 100 * len(first.ops), outside
     assert sum(first.per_kind().values()) == sum(n for _, n in first.ops)
     assert sum(first.functions.values()) == first.total
-    assert bench_firmware._parse(first.output)[0] == bench_firmware.wheel_output(small_planned)
+    assert on_target.parse_output(first.output)[0] == on_target.wheel_output(small_planned)
 
 
 def test_fast_paths_cost_fewer_instructions_than_the_portable_kernels(small_planned, tmp_path):
@@ -539,7 +548,7 @@ def test_fast_paths_cost_fewer_instructions_than_the_portable_kernels(small_plan
     # fast paths (CMSIS-NN build): every matrix op of ours takes fewer instructions.
     naive = _count(qemu.build("cortex-m7", "reference"), small_planned, tmp_path)
     fast = _count(qemu.build("cortex-m7", "cmsis_nn"), small_planned, tmp_path)
-    assert bench_firmware._parse(naive.output)[0] == bench_firmware._parse(fast.output)[0]
+    assert on_target.parse_output(naive.output)[0] == on_target.parse_output(fast.output)[0]
     for (tag, n), (_, f) in zip(naive.ops, fast.ops):
         if tag in ("TV_LINEAR", "TV_MLP", "TV_ATTENTION", "TV_PATCH_EMBED",
                    "TV_LOW_RANK_LINEAR"):
@@ -547,7 +556,6 @@ def test_fast_paths_cost_fewer_instructions_than_the_portable_kernels(small_plan
 
 
 def test_counting_an_elf_without_markers_is_a_clear_error(small_planned, tmp_path):
-    import instructions
     build = qemu.build("cortex-m7", "reference")
     # An ELF without the runner's markers (the vector tests) cannot be counted.
     path = tmp_path / "m.tflite"

@@ -3,6 +3,7 @@ search's constraint handling and reproducibility, and the CLI's errors."""
 
 import dataclasses
 import json
+import os
 
 import numpy as np
 import pytest
@@ -194,6 +195,7 @@ def test_search_end_to_end_on_ray_then_in_process_then_resumed(digits, tmp_path,
             on_ray.map(parse_bytes, [("lots",)])
         assert type(error.value) is ValueError and "\n" not in str(error.value)
     assert not ray.is_initialized()
+    assert on_ray.empty and not os.path.exists(on_ray.empty)  # its temp folder is gone
     assert r1.deployment.arena_size <= 20_000
     assert r1.accuracy.arena_measured <= r1.deployment.arena_size
     log = json.loads((tmp_path / "a" / "spaces" / "log.json").read_text())

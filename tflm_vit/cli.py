@@ -461,7 +461,7 @@ def _search_space_and_data(args):
     channels and classes; tflm_vit.space.space_for_data), the built-in small space with
     --quick."""
     from tflm_vit.data import load_dataset
-    from tflm_vit.space import DEFAULT_SPACE, space_for_data
+    from tflm_vit.space import space_for_data
     if args.space or args.quick:
         return _space_and_data(args)
     data = load_dataset(args.data, None, seed=args.seed)

@@ -9,7 +9,7 @@ squares on instruction counts of whole models on the emulated CPU (bench/speed.p
 `python bench/speed.py --fit` rewrites tflm_vit/latency_coefficients.json and reports the
 error of the fit and of leave-one-model-out predictions).
 
-Counts are instructions, not cycles (see bench/instructions.py). Kinds the fit never saw
+Counts are instructions, not cycles (see tflm_vit/firmware/instructions.py). Kinds the fit never saw
 are predicted with the coefficients fitted over all kinds together, and marked so.
 """
 

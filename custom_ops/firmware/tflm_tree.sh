@@ -6,7 +6,8 @@
 # 1. $TFLM_ROOT, when set: the user's own tree (checked, never modified except for
 #    the toolchain links below, which TFLM's cortex_m targets look for).
 # 2. else a tree already unpacked under BUILD_DIR/tflite-micro;
-# 3. else the tarball in shared/third_party/ (what CI and machines without network use);
+# 3. else the tarball in $TFLM_VIT_THIRD_PARTY, or else in shared/third_party/ beside
+#    the repository (what CI and machines without network use);
 # 4. else, with network, `git clone` of TFLM at the pinned commit plus TFLM's own
 #    download scripts (they run on the first make).
 # Every route ends with the same interface check: a tree whose interfaces we do not
@@ -28,7 +29,8 @@ if [[ -n "${TFLM_ROOT:-}" ]]; then
 elif [[ -f "$build/tflite-micro/.tflm_vit_unpacked" ]]; then
   tree="$build/tflite-micro"
 else
-  tarball="$(ls "$repo"/../shared/third_party/tflite-micro-*.tar.xz 2>/dev/null | head -n1 || true)"
+  third_party="${TFLM_VIT_THIRD_PARTY:-$repo/../shared/third_party}"
+  tarball="$(ls "$third_party"/tflite-micro-*.tar.xz 2>/dev/null | head -n1 || true)"
   rm -rf "$build/tflite-micro"
   if [[ -n "$tarball" ]]; then
     tar -xJf "$tarball" -C "$build"

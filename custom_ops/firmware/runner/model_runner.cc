@@ -10,7 +10,7 @@
 // prints TFLM_VIT_RUN_FAIL and a reason (TFLM's own message comes first through
 // MicroPrintf) and exits non-zero.
 //
-// Instruction counting (bench/instructions.py) finds Invoke() and each op in QEMU's
+// Instruction counting (tflm_vit/firmware/instructions.py) finds Invoke() and each op in QEMU's
 // per-instruction trace by the addresses of the tv_mark_* functions below: the
 // profiler TFLM calls around every op calls them, so the op's own work lies between
 // tv_mark_op_begin and tv_mark_op_end.

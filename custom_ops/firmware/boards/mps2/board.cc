@@ -16,7 +16,7 @@ extern "C" void _start();  // newlib rdimon's C start-up: sets up stdio, calls m
 
 namespace {
 
-// Exit codes the QEMU runner maps back to names (custom_ops/firmware/qemu_run.py).
+// Exit codes the QEMU runner maps back to names (tflm_vit/firmware/qemu.py).
 constexpr int kExitFault = 90;
 
 [[noreturn]] void Fault() { _exit(kExitFault); }

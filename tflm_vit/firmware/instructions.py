@@ -1,6 +1,7 @@
 """Counts the instructions of one Invoke() and of each op on an emulated Cortex-M.
 
-QEMU (system mode, MPS2 boards) loads a small TCG plugin (bench/instruction_count_plugin.c)
+QEMU (system mode, MPS2 boards) loads a small TCG plugin
+(custom_ops/firmware/instruction_count_plugin.c)
 that adds one to a counter per executed instruction and to a per-PC histogram, and finds
 Invoke() and every op by the addresses of the model runner's tv_mark_* functions; the
 histogram is mapped here onto functions with the ELF's symbol table. It counts what QEMU's
@@ -8,7 +9,7 @@ per-instruction trace (`-singlestep -d exec,nochain`) counts, about 100x faster.
 exact and repeatable (QEMU is deterministic per instruction); they are instructions, not
 cycles: a Cortex-M7 is dual-issue and stalls on memory, which an emulator does not model.
 
-    python bench/instructions.py [--cpu cortex-m7] [--kernels cmsis_nn] MODEL.tflite
+    python -m tflm_vit.firmware.instructions [--cpu cortex-m7] [--kernels cmsis_nn] MODEL.tflite
 
 prints the total, the count per op and the functions that ran most.
 """
@@ -26,11 +27,10 @@ import subprocess
 import sys
 import tempfile
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
-PLUGIN_SRC = REPO / "bench" / "instruction_count_plugin.c"
-PLUGIN = REPO / "build" / "bench" / "libinstruction_count.so"
-sys.path.insert(0, str(REPO / "custom_ops" / "firmware"))
-import qemu  # noqa: E402
+from tflm_vit.firmware import qemu
+from tflm_vit.firmware.paths import FIRMWARE, build_dir
+
+PLUGIN_SRC = FIRMWARE / "instruction_count_plugin.c"
 
 MARKERS = ("tv_mark_invoke_begin", "tv_mark_invoke_end", "tv_mark_op_begin", "tv_mark_op_end")
 
@@ -51,16 +51,17 @@ class Counts:
 
 
 def _plugin() -> pathlib.Path:
-    if not PLUGIN.exists() or PLUGIN.stat().st_mtime < PLUGIN_SRC.stat().st_mtime:
+    plugin = build_dir() / "firmware" / "libinstruction_count.so"
+    if not plugin.exists() or plugin.stat().st_mtime < PLUGIN_SRC.stat().st_mtime:
         cc = shutil.which("cc") or shutil.which("gcc")
         if cc is None:
             raise qemu.FirmwareError("no host C compiler (cc) to build the instruction counter")
-        PLUGIN.parent.mkdir(parents=True, exist_ok=True)
-        tmp = PLUGIN.with_suffix(f".{os.getpid()}.so")  # concurrent builds never half-load
+        plugin.parent.mkdir(parents=True, exist_ok=True)
+        tmp = plugin.with_suffix(f".{os.getpid()}.so")  # concurrent builds never half-load
         subprocess.run([cc, "-O2", "-shared", "-fPIC", "-fvisibility=hidden", "-o", str(tmp),
                         str(PLUGIN_SRC)], check=True)
-        os.replace(tmp, PLUGIN)
-    return PLUGIN
+        os.replace(tmp, plugin)
+    return plugin
 
 
 @dataclasses.dataclass(frozen=True)
