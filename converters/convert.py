@@ -16,7 +16,7 @@ from tflm_vit.converters import patterns as pat
 from tflm_vit.converters import fold_bias, static_batch
 from tflm_vit.converters.rewrites import NewOp, Rewriter, Settings, Unmappable
 from tflm_vit.errors import ConversionError
-from tflm_vit.twins import options as tv_options
+from tflm_vit import ops
 from tflm_vit.tflite_model import load_model
 
 # Ops that stay as they are: stock int8 TFLM builtins that need no custom op.
@@ -180,7 +180,7 @@ def _check_samples(samples, info):
 
 def _check_convertible(info) -> None:
     """The model is what `tflm-vit export` writes: not converted yet, static, int8."""
-    ours = sorted({op.name for op in info.ops if op.name in tv_options.OPS})
+    ours = sorted({op.name for op in info.ops if op.name in ops.BY_CODE})
     if ours:
         raise ConversionError(f"the model is already converted (it has {', '.join(ours)}); "
                               "convert the model `tflm-vit export` wrote")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tflm_vit import runtime
+from tflm_vit import ops, runtime
 from tflm_vit.errors import ConversionError
 
 # Largest |our op - the stock ops it replaces| (LSB) on identical inputs, per op.
@@ -24,9 +24,9 @@ from tflm_vit.errors import ConversionError
 # element by element. Measured on real images: at most 1 LSB for every kind on subnets
 # calibrated on the data (bench/results/fidelity.md); 2 for attention on R0 calibrated on
 # noise and fed digits; the GELU approximation (--gelu shift) reaches 3.
-EXACT_WITH_STOCK = frozenset({"TV_PATCH_EMBED", "TV_LINEAR", "TV_LOW_RANK_LINEAR"})
-STOCK_LSB_BOUND = {"TV_PATCH_EMBED": 0, "TV_LINEAR": 0, "TV_LOW_RANK_LINEAR": 0,
-                   "TV_LAYERNORM": 2, "TV_ATTENTION": 2, "TV_GELU": 3, "TV_MLP": 3}
+# Each op of ours declares both (tflm_vit/ops: exact_with_stock, stock_lsb_bound).
+EXACT_WITH_STOCK = frozenset(s.code for s in ops.ALL if s.exact_with_stock)
+STOCK_LSB_BOUND = {s.code: s.stock_lsb_bound for s in ops.ALL}
 
 
 def stock_excess(op, stock_args, stock_out) -> tuple[int, int]:
@@ -104,9 +104,7 @@ def verify_conversion(old: bytes, result, samples=None) -> None:
     result.samples = len(images)
 
 
-OP_KIND = {"TV_LAYERNORM": "layernorm", "TV_GELU": "gelu", "TV_LINEAR": "linear",
-           "TV_LOW_RANK_LINEAR": "low_rank_linear", "TV_ATTENTION": "attention",
-           "TV_MLP": "mlp", "TV_PATCH_EMBED": "patch_embed"}
+OP_KIND = {s.code: s.error_kind for s in ops.ALL}
 
 
 def op_errors(result, images) -> dict[str, np.ndarray]:

@@ -22,7 +22,7 @@ from tflm_vit.errors import TflmVitError
 from tflm_vit.memory.predict import predict_info
 from tflm_vit.memory.targets import TARGETS, Target
 from tflm_vit.memory.tail import KNOWN_BUILTINS
-from tflm_vit.twins import options as tv_options
+from tflm_vit import ops
 from tflm_vit.tflite_model import ModelInfo, load_model
 
 # Builtin -> its MicroMutableOpResolver<N> method (tensorflow/lite/micro/
@@ -63,14 +63,14 @@ class FirmwareSource:
 def model_ops(info: ModelInfo) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(builtins, tflm-vit ops) the model uses, sorted; ExportCError names any other op."""
     names = {op.name for op in info.ops}
-    unknown = sorted(n for n in names if n not in RESOLVER_METHODS and n not in tv_options.OPS)
+    unknown = sorted(n for n in names if n not in RESOLVER_METHODS and n not in ops.BY_CODE)
     if unknown:
         where = {n: [op.index for op in info.ops if op.name == n] for n in unknown}
         raise ExportCError("; ".join(
             f"op {n} (operators {where[n][:5]}{'...' if len(where[n]) > 5 else ''}) is neither "
             "a TFLM builtin tflm-vit supports nor a tflm-vit op" for n in unknown))
     return (tuple(sorted(n for n in names if n in RESOLVER_METHODS)),
-            tuple(sorted(n for n in names if n in tv_options.OPS)))
+            tuple(sorted(n for n in names if n in ops.BY_CODE)))
 
 
 def resolver_source(builtins, custom_ops, namespace: str) -> tuple[str, str]:

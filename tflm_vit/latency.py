@@ -21,6 +21,7 @@ import pathlib
 
 import numpy as np
 
+from tflm_vit import ops
 from tflm_vit.errors import ModelFileError
 from tflm_vit.memory.scratch import our_options
 from tflm_vit.tflite_model import ModelInfo, OpInfo, parse_model, read_model_bytes
@@ -36,26 +37,8 @@ def _elements(info: ModelInfo, tensor: int) -> int:
 def op_features(info: ModelInfo, op: OpInfo) -> tuple[int, int]:
     """(macs, elements) of one op."""
     out = _elements(info, op.outputs[0]) if op.outputs else 0
-    if op.name.startswith("TV_"):
-        f = our_options(info, op)
-        if op.name == "TV_LINEAR":
-            return f["tokens"] * f["in_features"] * f["out_features"], out
-        if op.name == "TV_LOW_RANK_LINEAR":
-            n, r = f["tokens"], f["rank"]
-            return n * r * (f["in_features"] + f["out_features"]), n * (r + f["out_features"])
-        if op.name == "TV_MLP":
-            stages = f["up_count"] + f["down_count"]
-            ins = [f[f"stage{i}_in"] for i in range(stages)]
-            outs = [f[f"stage{i}_out"] for i in range(stages)]
-            n = f["tokens"]
-            return n * sum(i * o for i, o in zip(ins, outs)), n * sum(outs)
-        if op.name == "TV_ATTENTION":
-            n, h, d = f["tokens"], f["heads"], f["head_dim"]
-            return 2 * n * n * h * d, n * n * h + out
-        if op.name == "TV_PATCH_EMBED":
-            tokens = (f["height"] // f["patch"]) * (f["width"] // f["patch"])
-            return tokens * f["patch"] ** 2 * f["in_channels"] * f["out_channels"], out
-        return 0, out  # TV_LAYERNORM, TV_GELU: per element
+    if op.name in ops.BY_CODE:  # ours: each declares its features (tflm_vit/ops)
+        return ops.BY_CODE[op.name].features(our_options(info, op), out)
     t = info.tensors
     if op.name == "FULLY_CONNECTED":
         return out * t[op.inputs[1]].shape[-1], out

@@ -12,10 +12,10 @@ import functools
 import pathlib
 
 from tflm_vit.errors import TflmVitError
-from tflm_vit.twins import options as tv_options
+from tflm_vit import ops
 
 REGISTERER = "TflmVitRegisterOps"
-CUSTOM_CODES = tuple(tv_options.OPS)  # the custom codes of our ops: one list (options.OPS)
+CUSTOM_CODES = ops.CODES  # the custom codes of our ops: one list (tflm_vit/ops)
 LIBRARY_NAME = "libtflm_vit_ops.so"
 
 

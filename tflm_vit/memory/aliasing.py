@@ -20,12 +20,14 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from tflm_vit import ops
 from tflm_vit.memory.scratch import our_options
 from tflm_vit.twins.patch_embed import NO_OVERWRITE
 from tflm_vit.tflite_model import ModelInfo, OpInfo
 
-TOKENWISE = frozenset({"TV_LINEAR", "TV_LOW_RANK_LINEAR", "TV_MLP", "TV_LAYERNORM",
-                       "TV_GELU", "TV_ATTENTION"})
+# Each op of ours declares its rule (tflm_vit/ops: OpSpec.overwrite).
+TOKENWISE = frozenset(s.code for s in ops.ALL if s.overwrite == ops.OVER_INPUT0)
+AT_LEAD = frozenset(s.code for s in ops.ALL if s.overwrite == ops.OVER_IMAGE_AT_LEAD)
 ELEMENTWISE = frozenset({"ADD"})
 
 
@@ -42,7 +44,7 @@ def inplace_pairs(info: ModelInfo, op: OpInfo) -> list[Overwrite]:
     out = op.outputs[0]
     if op.name in TOKENWISE and op.inputs and op.inputs[0] >= 0:
         return [Overwrite(op.inputs[0], out, 0)]
-    if op.name == "TV_PATCH_EMBED" and op.inputs and op.inputs[0] >= 0:
+    if op.name in AT_LEAD and op.inputs and op.inputs[0] >= 0:
         lead = our_options(info, op)["output_lead"]
         return [] if lead == NO_OVERWRITE else [Overwrite(op.inputs[0], out, lead)]
     if op.name in ELEMENTWISE:

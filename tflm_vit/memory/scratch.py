@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from tflm_vit import ops
 from tflm_vit.errors import ModelFileError
 from tflm_vit.twins import options as tv_options
 from tflm_vit.tflite_model import ModelInfo, OpInfo
@@ -49,7 +50,7 @@ def _ours(info: ModelInfo, op: OpInfo) -> list[int]:
     (tv_op_scratch_size: one definition for the adapters and this model)."""
     from tflm_vit import _kernels
     our_options(info, op)  # every field there (the C side checks only what it reads)
-    size = _kernels.op_scratch_size(custom_options(info, op), tv_options.OPS[op.name][0])
+    size = _kernels.op_scratch_size(custom_options(info, op), ops.BY_CODE[op.name].kind)
     return [size] if size else []
 
 
@@ -109,7 +110,7 @@ def scratch_requests(info: ModelInfo, op: OpInfo, kernels: str = "reference") ->
     ("reference" or "cmsis_nn")."""
     if kernels == "cmsis_nn" and op.name in CMSIS_NN_SCRATCH:
         return _cmsis_nn(info, op)
-    if op.name in tv_options.OPS:
+    if op.name in ops.BY_CODE:
         return _ours(info, op)
     if op.name in REDUCERS:
         t = info.tensors
@@ -121,5 +122,5 @@ def scratch_requests(info: ModelInfo, op: OpInfo, kernels: str = "reference") ->
 def unknown_builtins(info: ModelInfo) -> list[str]:
     """Ops whose scratch requests the model does not know (predictions may be low)."""
     return sorted({op.name for op in info.ops
-                   if op.name not in tv_options.OPS and op.name not in NO_SCRATCH_BUILTINS
+                   if op.name not in ops.BY_CODE and op.name not in NO_SCRATCH_BUILTINS
                    and op.name not in REDUCERS})

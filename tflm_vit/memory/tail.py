@@ -18,10 +18,9 @@ from __future__ import annotations
 
 import dataclasses
 
-from tflm_vit import _kernels
+from tflm_vit import _kernels, ops
 from tflm_vit.memory.scratch import scratch_requests
 from tflm_vit.memory.targets import DEFAULT_TARGET, TARGETS, Target
-from tflm_vit.twins import options as tv_options
 from tflm_vit.tflite_model import ModelInfo, OpInfo
 
 KERNEL_ALIGN = 16  # MicroContext::AllocatePersistentBuffer aligns to MicroArenaBufferAlignment
@@ -90,7 +89,7 @@ def tail_allocations(info: ModelInfo, target: Target = TARGETS[DEFAULT_TARGET]) 
             size, align = t.parsed_options[op.name]
             seq.append(Allocation(size, align, "builtin options", op.index))
     for op in info.ops:
-        size = TV_OP_DATA if op.name in tv_options.OPS else t.init_op_data.get(op.name, 0)
+        size = TV_OP_DATA if op.name in ops.BY_CODE else t.init_op_data.get(op.name, 0)
         if size:
             seq.append(Allocation(size, KERNEL_ALIGN, "op data", op.index))
     for op in info.ops:
@@ -133,7 +132,7 @@ def tail_size(allocations: list[Allocation]) -> int:
 def unknown_ops(info: ModelInfo) -> list[str]:
     """Builtins whose persistent allocations this model does not know."""
     return sorted({op.name for op in info.ops
-                   if op.name not in tv_options.OPS and op.name not in KNOWN_BUILTINS})
+                   if op.name not in ops.BY_CODE and op.name not in KNOWN_BUILTINS})
 
 
 # While TFLM plans (MicroAllocator::CommitStaticMemoryPlan) the head holds the scratch

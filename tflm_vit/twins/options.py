@@ -1,48 +1,28 @@
 """Writing the custom-options blob of our ops (format: custom_ops/kernels/tv_options.h).
 
-One list of field names per op kind, in blob order: the single definition of our ops'
-kinds and fields. The C side reads them from custom_ops/kernels/tv_op_fields.h, which
-is generated from this file (`python -m tflm_vit.twins.options --header PATH`) and
-checked against it by the tests."""
+Each op's kind and field names, in blob order, are declared once, in its module of
+tflm_vit/ops. The C side reads them from custom_ops/kernels/tv_op_fields.h, which is
+generated here (`python -m tflm_vit.twins.options --header PATH`) and checked against
+it by the tests."""
 
 from __future__ import annotations
 
 import struct
 
+from tflm_vit import ops
+from tflm_vit.ops import gelu as _gelu
+from tflm_vit.ops import mlp as _mlp
+
 MAGIC = b"TVOP"
 VERSION = 1
 
-# custom_code -> (kind, field names). MLP fields are variable: see mlp_fields().
-OPS = {
-    "TV_LAYERNORM": (1, ("tokens", "channels", "output_zero_point", "eps_lo", "eps_hi",
-                         "sqrt_iterations")),
-    "TV_GELU": (2, ("mode", "input_zero_point", "output_zero_point", "q16_multiplier",
-                    "q16_shift", "out_multiplier", "out_shift")),
-    "TV_LINEAR": (3, ("tokens", "in_features", "out_features", "input_offset",
-                      "output_offset")),
-    "TV_LOW_RANK_LINEAR": (4, ("tokens", "in_features", "rank", "out_features",
-                               "input_offset", "mid_zero_point", "output_offset")),
-    "TV_ATTENTION": (5, ("tokens", "heads", "head_dim", "q_offset", "k_offset", "v_offset",
-                         "score_multiplier", "score_shift", "out_multiplier", "out_shift",
-                         "output_offset")),
-    "TV_MLP": (6, None),
-    "TV_PATCH_EMBED": (7, ("height", "width", "in_channels", "patch", "out_channels",
-                           "first_band_split", "output_lead", "input_offset",
-                           "output_offset")),
-}
+# custom_code -> (kind, field names), from tflm_vit/ops. MLP fields are variable (None):
+# see mlp_fields().
+OPS = {spec.code: (spec.kind, spec.fields) for spec in ops.ALL}
 
-GELU_MODE_TABLE, GELU_MODE_SHIFT = 0, 1
-
-
-MLP_HEAD = ("tokens", "up_count", "down_count")  # then MLP_STAGE per stage, up then down
-MLP_STAGE = ("in", "out", "input_offset", "output_offset")
-
-
-def mlp_fields(up_count: int, down_count: int) -> tuple[str, ...]:
-    names = list(MLP_HEAD)
-    for i in range(up_count + down_count):
-        names += [f"stage{i}_{n}" for n in MLP_STAGE]
-    return tuple(names)
+GELU_MODE_TABLE, GELU_MODE_SHIFT = _gelu.MODE_TABLE, _gelu.MODE_SHIFT
+MLP_HEAD, MLP_STAGE = _mlp.HEAD, _mlp.STAGE  # a head, then MLP_STAGE per stage
+mlp_fields = _mlp.fields_for
 
 
 def field_names(op: str, fields: dict | None = None) -> tuple[str, ...]:
