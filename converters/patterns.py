@@ -98,14 +98,16 @@ class _Graph:
         return walked, t
 
 
+# RESHAPE: PyTorch's exports (litert-torch) take MEAN without keep_dims and reshape the
+# per-token statistics back, computing x * r + (0 - mean * r) with r = RSQRT(var + eps).
 _LAYERNORM_OPS = {"MEAN", "DEQUANTIZE", "NEG", "QUANTIZE", "SQUARED_DIFFERENCE", "ADD",
-                  "SUB", "RSQRT", "MUL"}
+                  "SUB", "RSQRT", "MUL", "RESHAPE"}
 
 
 def _layernorms(g: _Graph) -> list[Match]:
     """MEAN(x), SQUARED_DIFFERENCE(x, mean) -> MEAN -> ADD(eps) -> RSQRT -> MUL/ADD ...
 
-    The converter emits a LayerNorm as one contiguous run of ops starting at MEAN(x);
+    The converter (TFLite's, or litert-torch's, with RESHAPEs in between) emits a LayerNorm as one contiguous run of ops starting at MEAN(x);
     the match is the shortest such run that holds one RSQRT, takes no activation but x
     and ones made inside, and lets exactly one tensor out."""
     found = []
@@ -114,7 +116,9 @@ def _layernorms(g: _Graph) -> list[Match]:
         if op.name != "MEAN" or len(g.act_inputs(op.index)) != 1:
             continue
         x = g.act_inputs(op.index)[0]
-        sqd = [c for c in g.consumers.get(g.out(op.index), [])
+        mean = [g.out(op.index)]  # and what RESHAPEs of it the difference may take
+        mean += [g.out(c) for c in g.consumers.get(mean[0], []) if g.name(c) == "RESHAPE"]
+        sqd = [c for m in mean for c in g.consumers.get(m, [])
                if g.name(c) == "SQUARED_DIFFERENCE" and x in g.act_inputs(c)]
         if not sqd:
             continue

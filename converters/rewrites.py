@@ -175,7 +175,12 @@ class Rewriter:
                 gamma = gamma * value
             elif code == schema.BuiltinOperator.ADD and value.size == d:
                 beta = value if beta is None else beta + value
-            elif code not in (schema.BuiltinOperator.MEAN,):
+            elif code == schema.BuiltinOperator.SUB and value.size in (1, d):
+                # c - mean * r (PyTorch's exports: c is beta, 0 without one), or t - c
+                part = (1.0 if op.inputs[0] is consts[0] else -1.0) * np.broadcast_to(
+                    value, (d,))
+                beta = part if beta is None else beta + part
+            elif code not in (schema.BuiltinOperator.MEAN, schema.BuiltinOperator.RESHAPE):
                 raise Unmappable(f"LayerNorm op {i} ({op.opcode_name}) has an unexpected "
                                  f"constant of {value.size} values")
         if eps is None:

@@ -237,6 +237,26 @@ def test_keras_hub_vit_converts_with_only_the_class_token_and_adds_left():
     assert _left(result) <= STAYS_STOCK | CLASS_TOKEN_OPS, result.left
 
 
+def test_a_timm_vit_through_litert_torch_converts_its_norms_linears_and_mlps():
+    # PyTorch's route (tflm_vit/torch_export.py, in a torch environment): LayerNorm as
+    # litert-torch decomposes it (RESHAPEs between, no keep_dims), the builtin GELU in the
+    # MLP, the head; the patch embedding and the fused-qkv attention stay stock (not yet
+    # patterns), and without --keep-unmapped the converter names them.
+    why = model_zoo.torch_missing()
+    if why:
+        pytest.skip(f"no torch environment (optional): {why}")
+    from tflm_vit.errors import ConversionError
+    images = np.random.default_rng(0).standard_normal((16, 16, 16, 1)).astype(np.float32)
+    stock = model_zoo.timm_vit(images, patch=4, dim=32, depth=1, heads=2, mlp_ratio=2.0)
+    result = conv.convert(stock, keep_unmapped=True)
+    counts = result.op_counts()
+    assert counts.get("TV_LAYERNORM") == 3  # the block's two and the final one
+    assert counts.get("TV_MLP") == 1 and counts.get("TV_LINEAR", 0) >= 2  # qkv, proj, head
+    assert all(g.verified for g in result.rewritten)
+    with pytest.raises(ConversionError, match=r"op 1 \(DEPTHWISE_CONV_2D\)"):
+        conv.convert(stock)
+
+
 @pytest.mark.parametrize("samples, what", [
     (np.zeros((2, 5, 5, 1), np.int8), "int8 (2, 5, 5, 1)"),
     (np.zeros((2, 16, 16, 1), np.float32), "float32 (2, 16, 16, 1)"),

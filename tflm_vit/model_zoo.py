@@ -6,7 +6,8 @@ spotting, a MobileNetV1 0.25 person detector for Visual Wake Words, a dense auto
 for anomaly detection) and MobileNetV2 at width 0.35, 96 px (keras.applications).
 `bench/any_model.py` and the tests build them from here; `scale` shrinks every width
 and the resolution for tests that need them in seconds. `keras_io_vit` is a ViT written
-as keras.io's examples write one, for the converter's foreign-ViT patterns.
+as keras.io's examples write one, for the converter's foreign-ViT patterns;
+`keras_hub_vit` keras_hub's, and `timm_vit` timm's through litert-torch (PyTorch).
 """
 
 from __future__ import annotations
@@ -201,6 +202,72 @@ def keras_hub_vit(image: int = 28, channels: int = 1, patch: int = 4, dim: int =
     inp = keras.Input((image, image, channels), batch_size=batch_size)
     tokens = backbone(inp)
     return keras.Model(inp, keras.layers.Dense(classes)(tokens[:, 0]), name="keras_hub_vit")
+
+
+TORCH_PYTHON = "TFLM_VIT_TORCH_PYTHON"  # the interpreter of a torch environment
+TORCH_MODULES = ("torch", "timm", "litert_torch", "ai_edge_quantizer")
+
+
+def torch_python() -> str:
+    """The Python of an environment with torch, timm, litert-torch and ai-edge-quantizer:
+    $TFLM_VIT_TORCH_PYTHON, else this one. They pin their own torch and bring no
+    TensorFlow, so a separate venv is the easy way (on x86-64 here: `python -m venv T &&
+    T/bin/pip install torch==2.14.1 torchvision==0.29.1 timm litert-torch`)."""
+    import os
+    import sys
+    return os.environ.get(TORCH_PYTHON) or sys.executable
+
+
+def torch_missing(python: str | None = None) -> str | None:
+    """Why timm_vit cannot run (one line), or None when it can."""
+    import subprocess
+    python = python or torch_python()
+    probe = ("import importlib.util as u; print(' '.join(m for m in "
+             f"{TORCH_MODULES!r} if u.find_spec(m) is None))")
+    try:
+        proc = subprocess.run([python, "-c", probe], capture_output=True, text=True,
+                              timeout=120)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return f"{python} does not run ({e})"
+    missing = proc.stdout.split()
+    if proc.returncode != 0 or missing:
+        return (f"{python} lacks {', '.join(missing) or 'a working import system'}: set "
+                f"{TORCH_PYTHON} to the Python of an environment with "
+                f"{', '.join(TORCH_MODULES)} (tflm_vit.model_zoo.torch_python)")
+    return None
+
+
+def timm_vit(calibration: np.ndarray, x_train=None, y_train=None, epochs: int = 0,
+             seed: int = 0, python: str | None = None, **arch) -> bytes:
+    """timm's VisionTransformer (pretrained=False) as a full-int8 TFLite model the way a
+    PyTorch user makes one (litert-torch, then ai-edge-quantizer's static int8 recipe,
+    calibrated on `calibration`, NHWC float images), trained `epochs` on x_train /
+    y_train first: tflm_vit/torch_export.py, run in the torch environment
+    (torch_python()). Its input is PyTorch's NCHW (1, C, H, W). `arch`: patch, dim,
+    depth, heads, mlp_ratio, classes (torch_export.build)."""
+    import json
+    import pathlib
+    import subprocess
+    import tempfile
+
+    from tflm_vit.errors import TflmVitError
+    python = python or torch_python()
+    why = torch_missing(python)
+    if why:
+        raise TflmVitError(f"timm_vit: {why}")
+    script = pathlib.Path(__file__).with_name("torch_export.py")
+    with tempfile.TemporaryDirectory() as d:
+        data = {"calibration": np.asarray(calibration, np.float32)}
+        if epochs:
+            data.update(x_train=np.asarray(x_train, np.float32), y_train=np.asarray(y_train))
+        np.savez(f"{d}/data.npz", **data)
+        proc = subprocess.run([python, str(script), "--data", f"{d}/data.npz", "--out",
+                               f"{d}/vit.tflite", "--epochs", str(epochs), "--seed", str(seed),
+                               "--arch", json.dumps(arch)], capture_output=True, text=True)
+        if proc.returncode != 0:
+            last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+            raise TflmVitError(f"timm_vit: {script.name} failed: {last}")
+        return pathlib.Path(f"{d}/vit.tflite").read_bytes()
 
 
 BUILDERS = {"mobilenet_v2_0.35_96": mobilenet_v2, "resnet8": resnet8, "ds_cnn": ds_cnn,
