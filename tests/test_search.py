@@ -148,7 +148,7 @@ def test_cli_search_bad_budgets(capsys, tmp_path):
     assert _error(capsys, "search", "--out", out) == (
         "tflm-vit search: error: give a board (--board, e.g. stm32f746) or at least one budget: "
         "--sram, --flash or --latency")
-    line = _error(capsys, "search", "--sram", "1KB", "--out", out)
+    line = _error(capsys, "search", "--sram", "1KB", "--no-ray", "--out", out)  # no Ray start
     assert line.startswith("tflm-vit search: error: --sram 1,024 bytes cannot be met: the "
                            "smallest subnet (")
     assert not out.exists()  # nothing left behind
