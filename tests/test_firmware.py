@@ -1,5 +1,6 @@
-"""Firmware: our ops in real TFLM builds for Cortex-M7 and Cortex-M4 (reference and
-CMSIS-NN kernels), run under qemu-system-arm.
+"""Firmware: our ops in real TFLM builds for Cortex-M7 (reference and CMSIS-NN kernels)
+and Cortex-M4 (CMSIS-NN; its reference build is the benchmark's), run under
+qemu-system-arm.
 
 - the TFLM tree: TFLM_ROOT missing or not a TFLM tree of our interfaces is a clear error;
 - the adapters compile against real TFLM with -Wall -Wextra -Werror for the host, M4 and
