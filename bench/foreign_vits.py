@@ -253,11 +253,11 @@ def write_table(doc: dict, path: pathlib.Path) -> None:
                  "cannot run): `convert` first makes it static at batch 1 "
                  "(converters/static_batch.py), so its stock row is that static model. "
                  "timm's ViT (PyTorch, exported with litert-torch and quantised by "
-                 "ai-edge-quantizer, trained one epoch in PyTorch): its LayerNorms, linears "
-                 "and MLPs convert; its patch embedding (a DEPTHWISE_CONV_2D over one "
-                 "channel between NCHW transposes) and attention (one fused qkv projection "
-                 "split by SLICE, the scale applied to q and k each) are not yet patterns "
-                 "and stay stock, as the row's left ops say.")
+                 "ai-edge-quantizer, trained one epoch in PyTorch): its LayerNorms, "
+                 "attention (its fused qkv projection split first: converters/split_qkv.py), "
+                 "linears and MLPs convert; its patch embedding (a DEPTHWISE_CONV_2D over "
+                 "one channel between NCHW transposes) is not yet a pattern and stays stock, "
+                 "as the row's left ops say.")
     path.write_text("\n".join(lines) + "\n")
 
 

@@ -13,7 +13,7 @@ import dataclasses
 
 from tflm_vit.converters import model_io as mio
 from tflm_vit.converters import patterns as pat
-from tflm_vit.converters import fold_bias, static_batch
+from tflm_vit.converters import fold_bias, split_qkv, static_batch
 from tflm_vit.converters.rewrites import NewOp, Rewriter, Settings, Unmappable
 from tflm_vit.errors import ConversionError
 from tflm_vit import ops
@@ -221,6 +221,10 @@ def convert(model, *, fuse_mlp: bool = True, gelu: str = "table",
     if biases:
         notes.append(f"{biases} bias ADDs folded into the FULLY_CONNECTED before them "
                      "(converters/fold_bias.py)")
+    split = split_qkv.split_fused_qkv(editable)
+    if split:
+        notes.append(f"{split} fused qkv projections split into q, k and v "
+                     "(converters/split_qkv.py)")
     if notes:  # the rewrites below index the model as written: write it, read it back
         data, info = load_model(mio.build(editable))
         editable = mio.read(data)

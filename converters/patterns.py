@@ -176,10 +176,12 @@ _LAYOUT_OPS = ("RESHAPE", "TRANSPOSE")  # head split/merge; dropped when a no-op
 
 def _walk_to_fc(g: _Graph, t: int, forward: bool):
     """Follow RESHAPE/TRANSPOSE ops from tensor t (through its producers, or its single
-    consumers when forward) to a FULLY_CONNECTED, at most 4 ops. Returns (ops walked,
-    the FULLY_CONNECTED's input when walking back or its output when forward) or None."""
+    consumers when forward) to a FULLY_CONNECTED, at most 8 ops (a PyTorch export's key:
+    RESHAPE, TRANSPOSE, scale MUL, RESHAPE, then the split's TRANSPOSE and RESHAPE).
+    Returns (ops walked, the FULLY_CONNECTED's input when walking back or its output when
+    forward) or None."""
     walked = []
-    for _ in range(4):
+    for _ in range(8):
         if forward:
             i = g.only_consumer(t)
         else:
@@ -299,7 +301,9 @@ def _matmul_labels(g: _Graph, mm: int, a, b):
     return a[:-1] + [b[-1]], a[-1], b[-2]
 
 
-_SCORE_OPS = ("TRANSPOSE", "MUL")  # between the score BATCH_MATMUL and SOFTMAX
+# Between the score BATCH_MATMUL and SOFTMAX (a PyTorch export reshapes the 3-D scores to
+# (1, H, T, T) for SOFTMAX and back for the second BATCH_MATMUL).
+_SCORE_OPS = ("TRANSPOSE", "MUL", "RESHAPE")
 
 
 def _attentions(g: _Graph) -> list[Match]:
@@ -320,13 +324,17 @@ def _attentions(g: _Graph) -> list[Match]:
             between.append(p)
             t = g.act_inputs(p)[0]
         qk = g.producer.get(t)
-        av = g.only_consumer(g.out(op.index), "BATCH_MATMUL")
+        probs, after = g.out(op.index), []  # SOFTMAX -> RESHAPE* -> BATCH_MATMUL
+        while g.only_consumer(probs, "RESHAPE") is not None and len(after) < 2:
+            after.append(g.only_consumer(probs, "RESHAPE"))
+            probs = g.out(after[-1])
+        av = g.only_consumer(probs, "BATCH_MATMUL")
         if qk is None or g.name(qk) != "BATCH_MATMUL" or av is None:
             continue
         if any(g.consumers.get(g.out(i), []) != [c] for i, c in
                zip(between, [op.index] + between[:-1])):
             continue
-        if g.act_inputs(av)[0] != g.out(op.index):
+        if g.act_inputs(av)[0] != probs:
             continue
         a_in, b_in = g.act_inputs(qk)
         a, b = _branch_labels(g, a_in, "a"), _branch_labels(g, b_in, "b")
@@ -334,19 +342,25 @@ def _attentions(g: _Graph) -> list[Match]:
         if None in (a, b, v) or len({a[2], b[2], v[2]}) != 1:
             continue
         scales = [i for i in between + a[0] + b[0] if g.name(i) == "MUL"]
-        if len(scales) > 1 or any(g.name(i) == "MUL" for i in v[0]):
+        per_place = [sum(g.name(i) == "MUL" for i in ops) for ops in (between, a[0], b[0])]
+        # one scale, or (PyTorch) its square root on the query and on the key each
+        if max(per_place) > 1 or per_place[0] and len(scales) > 1 \
+                or any(g.name(i) == "MUL" for i in v[0]):
             continue
         scores = _matmul_labels(g, qk, a[3], b[3])
         if scores is None or {scores[1][0], scores[2][0]} - {"D", "W"}:
             continue
-        scores = _through_layout(g, [i for i in reversed(between) if g.name(i) == "TRANSPOSE"],
+        scores = _through_layout(g, [i for i in reversed(between) if g.name(i) != "MUL"],
                                  scores[0])
         if scores is None or [k for k, _ in scores[-2:]] != ["T", "T"]:
             continue
         query, key = scores[-2][1], scores[-1][1]
         if {query, key} != {"a", "b"}:
             continue
-        ctx = _matmul_labels(g, av, scores, v[3])
+        probs_labels = _through_layout(g, after, scores)
+        if probs_labels is None:
+            continue
+        ctx = _matmul_labels(g, av, probs_labels, v[3])
         if ctx is None or ctx[1] != ("T", key) or ctx[2] != ("T", "v"):
             continue
         tail = _walk_to_fc(g, g.out(av), forward=True)
@@ -357,7 +371,7 @@ def _attentions(g: _Graph) -> list[Match]:
                 or merged[-2] != ("T", query):
             continue
         q, k = (a, b) if query == "a" else (b, a)
-        ops = q[0] + k[0] + v[0] + [qk] + between + [op.index, av] + tail[0]
+        ops = q[0] + k[0] + v[0] + [qk] + between + [op.index] + after + [av] + tail[0]
         roles = (("q", q[1]), ("k", k[1]), ("v", v[1]), ("qk", qk), ("softmax", op.index),
                  ("av", av), ("proj", tail[0][-1])) + tuple(("scale", i) for i in scales)
         found.append(Match(ATTENTION, tuple(sorted(ops)), q[2], tail[1], roles))

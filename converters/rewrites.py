@@ -283,13 +283,14 @@ class Rewriter:
         q_op, k_op, v_op = self.linear(branches["q"], f"{name}/q"), \
             self.linear(branches["k"], f"{name}/k"), self.linear(branches["v"], f"{name}/v")
         scores = self.t(branches["qk"], 0, output=True)
-        heads = int(scores.shape[1]) if len(scores.shape) == 4 else 1
+        # (.., H, Tq, Tk): 4-D from our export and Keras, (H, Tq, Tk) from PyTorch's
+        heads = int(scores.shape[-3]) if len(scores.shape) >= 3 else 1
         scale = 1.0  # Keras' MultiHeadAttention folds 1/sqrt(d) into the query projection
-        if "scale" in branches:
-            consts = [t for t in self.ops[branches["scale"]].inputs if mio.is_constant(t)]
+        for i in (i for role, i in match.roles if role == "scale"):  # PyTorch: q's and k's
+            consts = [t for t in self.ops[i].inputs if mio.is_constant(t)]
             if len(consts) != 1 or mio.const(consts[0]).size != 1:
                 raise Unmappable("attention scale is not one scalar constant")
-            scale = float(mio.dequantized_const(consts[0]).ravel()[0])
+            scale *= float(mio.dequantized_const(consts[0]).ravel()[0])
         qt, kt, vt = q_op.output, k_op.output, v_op.output
         ctx = self.t(branches["proj"], 0)
         width = int(qt.shape[-1])

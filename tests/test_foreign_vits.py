@@ -237,24 +237,52 @@ def test_keras_hub_vit_converts_with_only_the_class_token_and_adds_left():
     assert _left(result) <= STAYS_STOCK | CLASS_TOKEN_OPS, result.left
 
 
-def test_a_timm_vit_through_litert_torch_converts_its_norms_linears_and_mlps():
-    # PyTorch's route (tflm_vit/torch_export.py, in a torch environment): LayerNorm as
-    # litert-torch decomposes it (RESHAPEs between, no keep_dims), the builtin GELU in the
-    # MLP, the head; the patch embedding and the fused-qkv attention stay stock (not yet
-    # patterns), and without --keep-unmapped the converter names them.
+@pytest.fixture(scope="module")
+def timm_stock():
     why = model_zoo.torch_missing()
     if why:
         pytest.skip(f"no torch environment (optional): {why}")
-    from tflm_vit.errors import ConversionError
     images = np.random.default_rng(0).standard_normal((16, 16, 16, 1)).astype(np.float32)
-    stock = model_zoo.timm_vit(images, patch=4, dim=32, depth=1, heads=2, mlp_ratio=2.0)
-    result = conv.convert(stock, keep_unmapped=True)
+    return model_zoo.timm_vit(images, patch=4, dim=32, depth=1, heads=2, mlp_ratio=2.0)
+
+
+def test_a_timm_vit_through_litert_torch_converts_all_but_its_patch_embedding(timm_stock):
+    # PyTorch's route (tflm_vit/torch_export.py, in a torch environment): LayerNorm as
+    # litert-torch decomposes it (RESHAPEs between, no keep_dims), attention from one
+    # fused qkv projection cut by SLICE with the scale's root on q and on k and the scores
+    # reshaped around SOFTMAX, the builtin GELU in the MLP, the head. The patch embedding
+    # (DEPTHWISE_CONV_2D over one channel between NCHW transposes) stays stock, and
+    # without --keep-unmapped the converter names it.
+    from tflm_vit.errors import ConversionError
+    result = conv.convert(timm_stock, keep_unmapped=True)
     counts = result.op_counts()
     assert counts.get("TV_LAYERNORM") == 3  # the block's two and the final one
-    assert counts.get("TV_MLP") == 1 and counts.get("TV_LINEAR", 0) >= 2  # qkv, proj, head
+    assert counts.get("TV_ATTENTION") == 1 and counts.get("TV_MLP") == 1
+    assert any("fused qkv projections split" in note for note in result.notes)
     assert all(g.verified for g in result.rewritten)
+    assert result.top1_agreement_with_stock == 1.0
     with pytest.raises(ConversionError, match=r"op 1 \(DEPTHWISE_CONV_2D\)"):
-        conv.convert(stock)
+        conv.convert(timm_stock)
+
+
+def test_splitting_a_fused_qkv_projection_changes_no_output(timm_stock):
+    # converters/split_qkv.py: three FULLY_CONNECTEDs with the fused one's rows and output
+    # quantisation compute the model's own numbers, bit for bit (run in the wheel with the
+    # builtin GELU as the verification's table op, the same in both).
+    from tflm_vit.converters import split_qkv
+    editable = mio.read(timm_stock)
+    assert split_qkv.split_fused_qkv(editable) == 1
+    split = mio.build(editable)
+    before = [op.name for op in load_model(timm_stock)[1].ops]
+    after = [op.name for op in load_model(split)[1].ops]
+    assert after.count("SLICE") == before.count("SLICE") - 3  # (the class token's stays)
+    assert after.count("FULLY_CONNECTED") == before.count("FULLY_CONNECTED") + 2
+    runs = []
+    for data in (timm_stock, split):
+        baseline, _ = conv.wheel_baseline(data, load_model(data)[1], conv.Settings())
+        x = np.random.default_rng(1).integers(-128, 128, (4, 1, 16, 16), dtype=np.int8)
+        runs.append(runtime.invoke(baseline, x))
+    assert np.array_equal(*runs)
 
 
 @pytest.mark.parametrize("samples, what", [
