@@ -7,18 +7,22 @@ import sys
 import textwrap
 import time
 
-# A loop that swallows every KeyboardInterrupt (as a finaliser or a library handler may)
-# and never reaches interrupt.check(): only the watchdog can end it.
+# Code that swallows the KeyboardInterrupt (as a finaliser or a library handler may) and
+# never reaches interrupt.check(): only the watchdog can end it. The try holds everything
+# from "ready" on (a signal landing between two iterations of a try inside the loop would
+# escape it and end the process by SIGINT: seen on a loaded machine).
 SWALLOWS = textwrap.dedent("""
     import sys, time
     from tflm_vit import interrupt
     with interrupt.handled(lambda: "demo: interrupted; work kept", grace_s=2.0):
-        print("ready", flush=True)
-        while True:
-            try:
+        try:
+            print("ready", flush=True)
+            while True:
                 time.sleep(0.05)
-            except KeyboardInterrupt:
-                pass
+        except KeyboardInterrupt:
+            pass
+        while True:  # swallowed: the one signal is spent, nothing ends this loop
+            time.sleep(0.05)
 """)
 
 # A loop that swallows the raise but passes a safe point: the stop is not lost.
