@@ -7,6 +7,7 @@ trained on Fashion-MNIST and on the emulated M7."""
 from __future__ import annotations
 
 import math
+import pathlib
 import re
 
 import numpy as np
@@ -237,13 +238,20 @@ def test_keras_hub_vit_converts_with_only_the_class_token_and_adds_left():
     assert _left(result) <= STAYS_STOCK | CLASS_TOKEN_OPS, result.left
 
 
+# A tiny timm ViT as PyTorch's route writes it (tests/data/README.md says how it was
+# made): committed, so the converter's PyTorch patterns are tested where no torch
+# environment is (CI); the last test below remakes it where one is.
+TIMM_TINY = pathlib.Path(__file__).parent / "data" / "timm_vit_tiny_int8.tflite"
+TIMM_TINY_ARCH = dict(patch=4, dim=32, depth=1, heads=2, mlp_ratio=2.0)
+
+
+def _timm_images():
+    return np.random.default_rng(0).standard_normal((16, 16, 16, 1)).astype(np.float32)
+
+
 @pytest.fixture(scope="module")
 def timm_stock():
-    why = model_zoo.torch_missing()
-    if why:
-        pytest.skip(f"no torch environment (optional): {why}")
-    images = np.random.default_rng(0).standard_normal((16, 16, 16, 1)).astype(np.float32)
-    return model_zoo.timm_vit(images, patch=4, dim=32, depth=1, heads=2, mlp_ratio=2.0)
+    return TIMM_TINY.read_bytes()
 
 
 def test_a_timm_vit_through_litert_torch_converts_all_but_its_patch_embedding(timm_stock):
@@ -283,6 +291,18 @@ def test_splitting_a_fused_qkv_projection_changes_no_output(timm_stock):
         x = np.random.default_rng(1).integers(-128, 128, (4, 1, 16, 16), dtype=np.int8)
         runs.append(runtime.invoke(baseline, x))
     assert np.array_equal(*runs)
+
+
+def test_the_committed_timm_model_is_what_the_pytorch_route_makes(timm_stock):
+    # Its point needs torch, timm, litert-torch and ai-edge-quantizer (an optional
+    # environment, TFLM_VIT_TORCH_PYTHON): the fixture above is what they make today.
+    why = model_zoo.torch_missing()
+    if why:
+        pytest.skip(f"no torch environment (optional): {why}")
+    made = model_zoo.timm_vit(_timm_images(), **TIMM_TINY_ARCH)
+    ops = lambda data: [(o.name, [load_model(data)[1].tensors[i].shape  # noqa: E731
+                                  for i in o.outputs]) for o in load_model(data)[1].ops]
+    assert ops(made) == ops(timm_stock)
 
 
 @pytest.mark.parametrize("samples, what", [
