@@ -69,13 +69,15 @@ def _fused(sg, fc):
 def split_fused_qkv(model: me.Model) -> int:
     """Splits every fused qkv projection in place; returns how many."""
     sg = model.subgraphs[0]
-    new_ops, done = [], 0
+    new_ops, dropped, done = [], set(), 0
     for fc in list(sg.operators):
         found = _fused(sg, fc) if fc.opcode == B.FULLY_CONNECTED else None
         if found is None:
             new_ops.append(fc)
             continue
         reshape, transpose, parts = found
+        dropped |= {id(reshape), id(transpose)} | {id(s) for _, s in parts}
+        done += 1
         width = fc.outputs[0].shape[-1] // 3
         shape = list(reshape.outputs[0].shape)
         shape[len(shape) - 3] = 1
@@ -98,13 +100,7 @@ def split_fused_qkv(model: me.Model) -> int:
             part_transpose = me.Operator(opcode=B.TRANSPOSE, inputs=[heads, transpose.inputs[1]],
                                          outputs=[s.outputs[0]])
             new_ops += [part_fc, part_reshape, part_transpose]
-        done += 1
-    if done:
-        dropped = set()
-        for op in sg.operators:
-            if op.opcode == B.FULLY_CONNECTED and _fused(sg, op) is not None:
-                reshape, transpose, parts = _fused(sg, op)
-                dropped |= {id(reshape), id(transpose)} | {id(s) for _, s in parts}
+    if dropped:
         sg.operators = [op for op in new_ops if id(op) not in dropped]
         mio.prune(model)
     return done
