@@ -56,36 +56,49 @@ ROWS = (
 MAX_INT8_LOSS = 0.005
 
 
-def run_row(name, recipe, use_teacher, stem, epochs, data, train, val, teacher, say) -> dict:
+def train_and_measure(name, config, space, recipe, teacher, epochs, data, train, val, work,
+                      say) -> dict:
+    """One row of a training benchmark: `config` trained from the seeded supernet of
+    `space` (every row from the same initial weights), its best validation epoch exported
+    int8, converted and planned, and measured in TFLM on data's full test set (and its
+    instructions on the Cortex-M7 predicted by the latency model). Kept in
+    work/<name>.json (a rerun with the same identity skips it; an interrupted row resumes
+    at its last epoch from work/<name>/)."""
     from tflm_vit import pipeline
-    from tflm_vit.space import SearchSpace
+    from tflm_vit.latency import predict_latency
     from tflm_vit.subnet_training import train_subnet
     from tflm_vit.supernet.model import seeded_supernet
-    path = WORK / f"{name}.json"
-    config = dataclasses.replace(ARCH, stem=stem)
+    path = work / f"{name}.json"
     identity = {"config": json.loads(config.to_json()), "recipe": recipe.to_dict(),
-                "epochs": epochs, "teacher": use_teacher}
+                "epochs": epochs, "teacher": teacher is not None}
     if path.exists():
         kept = json.loads(path.read_text())
         if kept["identity"] == identity:
             return kept
-    space = SearchSpace([28], [ARCH.patch_size], [ARCH.embed_dim], [ARCH.depth], [2],
-                        [2.0], stem=[0, 16], in_channels=1, num_classes=10)
-    net = seeded_supernet(space, 0)  # every row from the same initial weights
+    net = seeded_supernet(space, 0)
     start = time.monotonic()
-    trained, fit = train_subnet(net, config, train, val, epochs, recipe,
-                                teacher if use_teacher else None, patience=None,
-                                checkpoint_dir=str(WORK / name), seed=0, say=say)
+    trained, fit = train_subnet(net, config, train, val, epochs, recipe, teacher,
+                                patience=None, checkpoint_dir=str(work / name), seed=0, say=say)
     d = pipeline.deploy(trained, config, train.x_train[:pipeline.CALIBRATION_IMAGES],
                         verify_images=val.x_test, target="wheel")
     acc = pipeline.measure(d, trained, data.x_test, data.y_test, run_stock=False)
     row = {"name": name, "identity": identity, "top1": acc.top1, "float_top1": acc.float_top1,
            "images": acc.images, "epochs": fit.epochs, "best_epoch": fit.best_epoch,
            "train_seconds": fit.seconds, "seconds_here": round(time.monotonic() - start, 1),
-           "val_top1": fit.best_val_top1, "arena": d.arena_size, "flash": d.flash}
-    WORK.mkdir(parents=True, exist_ok=True)
+           "val_top1": fit.best_val_top1, "arena": d.arena_size, "flash": d.flash,
+           "instructions": predict_latency(d.model, "cortex-m7").instructions}
+    work.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(row, indent=1))
     return row
+
+
+def run_row(name, recipe, use_teacher, stem, epochs, data, train, val, teacher, say) -> dict:
+    from tflm_vit.space import SearchSpace
+    space = SearchSpace([28], [ARCH.patch_size], [ARCH.embed_dim], [ARCH.depth], [2],
+                        [2.0], stem=[0, 16], in_channels=1, num_classes=10)
+    return train_and_measure(name, dataclasses.replace(ARCH, stem=stem), space, recipe,
+                             teacher if use_teacher else None, epochs, data, train, val,
+                             WORK, say)
 
 
 def write_table(doc: dict, path: pathlib.Path) -> None:
