@@ -269,7 +269,12 @@ def test_space_for_data_tiles_the_image_and_grows_to_mcu_sizes():
     space = space_for_data(28, 1, 10)
     tokens = {(r, p): (r // p) ** 2 for r, p in space.token_choices}
     assert tokens[(28, 4)] == 49 and tokens[(28, 7)] == 16 and tokens[(28, 2)] == 196
-    assert (14, 2) in tokens and (21, 3) in tokens  # downscaled ones
+    assert (14, 2) not in tokens and (21, 3) not in tokens  # 49 tokens, downscaled
+    for size in (24, 32, 48, 96):  # each grid once, at the largest resolution reaching it
+        grids = [r // p for r, p in space_for_data(size, 3, 10).token_choices]
+        assert len(grids) == len(set(grids)), size
+    assert (24, 4) in space_for_data(32, 3, 10).token_choices  # a downscaled grid of its own
+    assert (18, 3) not in space_for_data(24, 3, 10).token_choices  # 24/4 has its 6 x 6
     assert all(4 <= r // p <= 16 for r, p in tokens)  # 16 to 256 tokens
     assert max(space.embed_dim) >= 128 and max(space.depth) >= 8
     assert max(space.mlp_ratio) >= 4 and min(space.rank_ratio) <= 0.25

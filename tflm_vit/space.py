@@ -42,6 +42,9 @@ class SearchSpace:
     max_tokens: int | None = None  # drop (resolution, patch) pairs with more tokens
     min_grid: int = 1  # drop (resolution, patch) pairs with fewer patches per side
     stem: Sequence[int] = (0,)  # convolutional stem channels (0: none)
+    # Keep each token grid only at the largest resolution that reaches it (a downscaled
+    # image with as many tokens costs the transformer the same and sees less).
+    grid_at_largest_resolution: bool = False
 
     def __post_init__(self):
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731
@@ -71,8 +74,14 @@ class SearchSpace:
     def token_choices(self) -> tuple[tuple[int, int], ...]:
         """Valid (resolution, patch_size) pairs: the token-count knob."""
         limit = self.max_tokens or float("inf")
-        return tuple((r, p) for r in self.resolution for p in self.patch_size
-                     if r % p == 0 and (r // p) ** 2 <= limit and r // p >= self.min_grid)
+        pairs = tuple((r, p) for r in self.resolution for p in self.patch_size
+                      if r % p == 0 and (r // p) ** 2 <= limit and r // p >= self.min_grid)
+        if not self.grid_at_largest_resolution:
+            return pairs
+        top = {}
+        for r, p in pairs:
+            top[r // p] = max(top.get(r // p, 0), r)
+        return tuple((r, p) for r, p in pairs if top[r // p] == r)
 
     def heads_for(self, embed_dim: int) -> tuple[int, ...]:
         return tuple(h for h in self.num_heads if embed_dim % h == 0)
@@ -267,10 +276,12 @@ class SearchSpace:
 def space_for_data(resolution: int, channels: int, classes: int) -> "SearchSpace":
     """The default search space for images of `resolution` px: resolutions the image's
     own and downscaled to 3/4 and 1/2, each with every patch size that tiles it into a
-    grid of 4 x 4 to 16 x 16 tokens (28 px: 28/2 = 196 tokens, 28/4 = 49, 28/7 = 16,
-    21/3 = 49, 14/2 = 49; coarser grids, 2 x 2 or 3 x 3 patches of a whole image, win
-    short trainings and lose at convergence: bench/results/recipe.md); width 32 to 128,
-    depth 1 to 8,
+    grid of 4 x 4 to 16 x 16 tokens, each grid kept only at the largest resolution that
+    reaches it (28 px: 28/2 = 196 tokens, 28/4 = 49, 28/7 = 16; 21/3 and 14/2 would give
+    49 tokens from a downscaled image for the same transformer, and lose to 28/4 at
+    convergence: bench/results/token_resolution.md; coarser grids, 2 x 2 or 3 x 3
+    patches of a whole image, win short trainings and lose at convergence:
+    bench/results/recipe.md); width 32 to 128, depth 1 to 8,
     MLP ratio 1 to 4, low-rank ratio 0.25 to 1, and a convolutional stem of 0, 8 or 16
     channels (early convolutions: what lets a small ViT learn local features from little
     data, bench/results/recipe.md). The search's budgets, not this space,
@@ -278,8 +289,12 @@ def space_for_data(resolution: int, channels: int, classes: int) -> "SearchSpace
     from tflm_vit.errors import DataError
     resolution = int(resolution)
     sizes = sorted({resolution, round(resolution * 3 / 4), resolution // 2} - {0})
-    pairs = [(r, p) for r in sizes for p in range(2, r // MIN_GRID + 1)
-             if r % p == 0 and MIN_GRID <= r // p <= MAX_GRID]
+    largest = {}  # tokens per side -> (resolution, patch), the largest resolution wins
+    for r in sizes:
+        for p in range(2, r // MIN_GRID + 1):
+            if r % p == 0 and MIN_GRID <= r // p <= MAX_GRID:
+                largest[r // p] = (r, p)
+    pairs = sorted(largest.values())
     if not pairs:
         raise DataError(f"images of {resolution} px are smaller than every patch: the "
                         f"default space needs at least {2 * MIN_GRID} px to tile into "
@@ -289,7 +304,7 @@ def space_for_data(resolution: int, channels: int, classes: int) -> "SearchSpace
         embed_dim=(32, 48, 64, 96, 128), depth=(1, 2, 3, 4, 6, 8), num_heads=(1, 2, 4),
         mlp_ratio=(1.0, 2.0, 3.0, 4.0), rank_ratio=(0.25, 0.5, 0.75, 1.0),
         in_channels=channels, num_classes=classes, max_tokens=MAX_GRID ** 2,
-        min_grid=MIN_GRID,
+        min_grid=MIN_GRID, grid_at_largest_resolution=True,
         stem=(0, 8, 16))
 
 
