@@ -19,7 +19,10 @@ STAMPED = {"memory.json": ("memory.py", "memory.md"),
            "fidelity.json": ("fidelity.py", "fidelity.md"),
            "model_speed.json": ("speed.py", "speed.md"),
            "kernel_speed.json": ("speed.py", "speed.md"),
-           "search.json": ("search.py", "search.md")}
+           "search.json": ("search.py", "search.md"),
+           "any_model.json": ("any_model.py", "any_model.md"),
+           "foreign_vits.json": ("foreign_vits.py", "foreign_vits.md"),
+           "token_resolution.json": ("token_resolution.py", "token_resolution.md")}
 
 
 @pytest.mark.parametrize("name", sorted(STAMPED))
