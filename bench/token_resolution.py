@@ -11,7 +11,7 @@ test set, beside its arena, flash and predicted instructions on the Cortex-M7 (C
 
 It is the evidence behind the default space keeping each token count at the largest
 resolution that reaches it (tflm_vit.space.space_for_data). Writes
-bench/results/token_resolution.{json,md} and exits non-zero when the image's own
+bench/results/token_resolution.{json,md,png} and exits non-zero when the image's own
 resolution is not the most accurate. Rows are kept in build/bench_token_resolution/.
 
 Run: .venv/bin/python bench/token_resolution.py [--epochs 10] [--smoke]
@@ -28,7 +28,7 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
 WORK = REPO / "build" / "bench_token_resolution"
 from provenance import publish, stamp  # noqa: E402  (bench/provenance.py)
-from recipe import train_and_measure  # noqa: E402  (bench/recipe.py)
+from recipe import plot, train_and_measure  # noqa: E402  (bench/recipe.py)
 
 from tflm_vit.config import SubnetConfig  # noqa: E402
 from tflm_vit.recipe import Recipe  # noqa: E402
@@ -98,7 +98,8 @@ def main(argv=None) -> int:
            "teacher": {"held_out_top1": teacher.held_out_top1, "seconds": teacher.seconds},
            "problems": problems}
     return publish(doc, "token_resolution", a.smoke,
-                   lambda: write_table(doc, RESULTS / "token_resolution.md"))
+                   lambda: (write_table(doc, RESULTS / "token_resolution.md"),
+                            plot(doc, RESULTS / "token_resolution.png")))
 
 
 if __name__ == "__main__":
