@@ -13,19 +13,35 @@ FIRMWARE_DEBS := gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-ea
                  qemu-system-arm bazel-bootstrap
 FIRMWARE_TOOLS := arm-none-eabi-gcc arm-none-eabi-g++ qemu-system-arm bazel
 
+# flatbuffers' headers for the host build (our ops' options are FlexBuffers maps): a TFLM
+# tree's download ($TFLM_ROOT) or TFLM_VIT_FLATBUFFERS_INCLUDE serve too.
+HOST_DEBS := libflatbuffers-dev
+FLEXBUFFERS_H := /usr/include/flatbuffers/flexbuffers.h
+
 # Debian's Fashion-MNIST (the search benchmark's data; a test reads it).
 DATA_DEBS := dataset-fashion-mnist
 DATA_DIR  := /usr/share/datasets/fashion-mnist
 
-.PHONY: demo search test install bench clean firmware-deps firmware data-deps
+.PHONY: demo search test install bench clean firmware-deps firmware data-deps host-deps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q $(BUILD_REQS)
 
-install: $(BIN)/python
+install: $(BIN)/python host-deps
 	$(BIN)/python -m pip install -q --no-build-isolation ".[test]"
+
+# Installs flatbuffers' headers with apt when no flexbuffers.h is at hand (root, or sudo
+# without a password); otherwise says which package to install.
+host-deps:
+	@if [ ! -f $(FLEXBUFFERS_H) ] && [ -z "$$TFLM_ROOT" ] && [ -z "$$TFLM_VIT_FLATBUFFERS_INCLUDE" ]; then \
+	  echo "installing $(HOST_DEBS) (missing: $(FLEXBUFFERS_H))"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=""; elif sudo -n true 2>/dev/null; then SUDO="sudo -n"; \
+	  else echo "need root to install: apt-get install $(HOST_DEBS)" >&2; exit 1; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
+	    $(HOST_DEBS) >/dev/null || exit 1; \
+	fi
 
 # The main job: the pipeline on the demo's subnet, then a small search under an SRAM
 # budget the space's largest subnet does not meet (minutes each on 2 CPU cores).

@@ -51,6 +51,7 @@ from tflm_vit.search.evolution import EvolutionSettings  # noqa: E402
 from tflm_vit.search.run import SearchSettings, run_search  # noqa: E402
 from tflm_vit.search.space_evolution import EvolutionOfSpaceSettings  # noqa: E402
 from tflm_vit.space import SearchSpace, space_for_data  # noqa: E402
+from tflm_vit.twins import options  # noqa: E402
 
 BOARDS = ("stm32f401", "stm32f411", "stm32f746")  # small, mid, MCUFormer's
 TARGET_TOP1 = {"stm32f401": 0.88, "stm32f411": 0.90, "stm32f746": 0.90}
@@ -92,6 +93,7 @@ def _row(method, board, budgets, seed, config, acc, deployment, cost, training,
             "measured_arena": acc.arena_measured, "arena_to_give": deployment.arena_size,
             "flash": deployment.flash, "instructions": None, "seed": seed,
             "epochs": training.epochs, "train_seconds": training.seconds,
+            "options_version": options.VERSION,
             "config": json.loads(config.to_json()), **cost, **extra}
 
 
@@ -422,11 +424,12 @@ def _old_space() -> SearchSpace:
 def recost(seeds: tuple[int, ...] = (0,)) -> dict:
     """The committed table's chosen models of `seeds`, re-costed from their configs alone
     (the cost model: export -> convert -> plan on shape-only weights): the arena to give
-    and the flash must be the committed (trained, deployed) models' own, and the arena on
-    the emulated target the committed one; the CNN members, re-measured in TFLM, their
-    arena."""
+    and the flash must be the committed (trained, deployed) models' own (for rows deployed
+    with version-1 options, their flash plus what the FlexBuffers options add, to within
+    4 bytes an op), and the arena on the emulated target the committed one; the CNN
+    members, re-measured in TFLM, their arena."""
     from tflm_vit.config import SubnetConfig
-    from tflm_vit.search.costs import CostModel
+    from tflm_vit.search.costs import CostModel, shape_net, shape_only_model
     committed = json.loads((RESULTS / "search.json").read_text())
     chosen = [r for r in committed["runs"] if r["seed"] in seeds and r["top1"] is not None
               and r["method"] not in floors.FLOORS]
@@ -441,12 +444,19 @@ def recost(seeds: tuple[int, ...] = (0,)) -> dict:
             got = {"measured_arena": m["arena"]}
         else:
             space = fashion_space() if "board" in r else _old_space()
-            costs = CostModel(space, target=r.get("target", "wheel"),
-                              cpu=r.get("cpu", "cortex-m7"))
-            c = costs.cost(SubnetConfig.from_dict(r["config"]))
+            target = r.get("target", "wheel")
+            costs = CostModel(space, target=target, cpu=r.get("cpu", "cortex-m7"))
+            config = SubnetConfig.from_dict(r["config"])
+            c = costs.cost(config)
             old = r.get("arena_on_target", r.get("arena_cortex_m7"))
             got = {"arena_to_give": c.sram, "flash": c.flash, "arena_on_target": (
                 t["arena_on_target"], old)}
+            if r.get("options_version", 1) != options.VERSION:
+                # Deployed with our ops' older options: the same model but for each op's
+                # options' size (flatbuffers padding: under 4 bytes an op either way).
+                growth, n = options_growth(shape_only_model(shape_net(space), config, target))
+                then = r["flash"] + growth
+                got["flash"] = (c.flash, c.flash if abs(c.flash - then) < 4 * n else then)
         row = {"method": r["method"], "sram_budget": r["sram_budget"], "seed": r["seed"],
                **{k: (v[0] if isinstance(v, tuple) else v) for k, v in got.items()}}
         rows.append(row)
@@ -456,6 +466,21 @@ def recost(seeds: tuple[int, ...] = (0,)) -> dict:
                 out.append(f"{r['method']} seed {r['seed']} at {r['sram_budget']:,} B: {k} "
                            f"{now} re-costed, {then} committed")
     return {"rows": rows, "problems": out}
+
+
+def options_growth(planned) -> tuple[int, int]:
+    """(bytes, ops): how much more our ops' options in `planned` take as FlexBuffers maps
+    (options.VERSION) than as version 1's fixed layout (a 12-byte header and 4 bytes a
+    field), and over how many ops."""
+    from tflite_micro.tensorflow.lite.micro.compression import model_editor as me
+    import numpy as np
+    grown = n = 0
+    for op in me.read(bytes(planned.model)).subgraphs[0].operators:
+        if op.custom_code in options.OPS:
+            blob = bytes(np.asarray(op._fb.customOptions, np.uint8))
+            grown += len(blob) - (12 + 4 * len(options.unpack(op.custom_code, blob)))
+            n += 1
+    return grown, n
 
 
 def main(argv=None) -> int:

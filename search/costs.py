@@ -66,13 +66,19 @@ def measure_job(space_json: str, config_json: str, target: str, cpu: str) -> dic
                    cpu).to_dict()
 
 
+# What a cached cost was measured with: rows of another version are measured again (2:
+# our ops' options became FlexBuffers maps, about 120 bytes of flash more per op).
+COST_VERSION = 2
+
+
 class CostModel:
     def __init__(self, space: SearchSpace, target: str = "cortex-m", cpu: str = "cortex-m7",
                  cache_path: str | None = None, executor=None):
         from tflm_vit.search.parallel import Local
         self.space, self.target, self.cpu, self.cache_path = space, target, cpu, cache_path
         self.executor = executor or Local()
-        self._cache = JsonLines(cache_path, f"{target} {cpu}")  # key -> Cost.to_dict()
+        # key -> Cost.to_dict(), of this target, CPU and cost version
+        self._cache = JsonLines(cache_path, f"{target} {cpu} v{COST_VERSION}")
         self.measured = 0  # architectures exported by this instance (cache misses)
 
     @classmethod

@@ -119,9 +119,9 @@ def test_bad_custom_data_is_named_by_the_op(converted):
     _, result, _, _ = converted["smallest"]
     good = result.model
     cases = {
-        "TV_LINEAR: custom options truncated": lambda m, sg: setattr(
+        "TV_LINEAR: custom options are not a valid FlexBuffers buffer": lambda m, sg: setattr(
             _first(sg, "TV_LINEAR")._fb, "customOptions", _first(sg, "TV_LINEAR")._fb.customOptions[:10]),
-        "TV_LINEAR: custom options are for another op kind": lambda m, sg: setattr(
+        "TV_LINEAR: custom options are for another op: op": lambda m, sg: setattr(
             _first(sg, "TV_LINEAR")._fb, "customOptions", list(_first(sg, "TV_GELU" if any(
                 o.custom_code == "TV_GELU" for o in sg.operators) else "TV_LAYERNORM")._fb.customOptions)),
         "TV_LINEAR: tensor 'linear requantisation' must be int32": lambda m, sg: _retype(

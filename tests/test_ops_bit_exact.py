@@ -222,24 +222,3 @@ def test_bad_shapes_and_parameters_are_named():
     with pytest.raises(ValueError, match="up stages do not chain|hidden width"):
         K.mlp(_x(rng, 2, 8), [_stage(rng, 8, 5).as_tuple()], _x(rng, 256),
               [_stage(rng, 6, 8).as_tuple()])
-
-
-def test_options_blob_round_trip_and_errors():
-    from tflm_vit.twins import options
-    blob = options.pack("TV_LINEAR", dict(tokens=4, in_features=8, out_features=3,
-                                          input_offset=-2, output_offset=5))
-    assert K.parse_options(blob, 3, 5) == [4, 8, 3, -2, 5]
-    assert options.unpack("TV_LINEAR", blob)["output_offset"] == 5
-    for cut in (0, 5, 11, len(blob) - 1):
-        with pytest.raises(ValueError, match="truncated|missing"):
-            K.parse_options(blob[:cut], 3, 5)
-    with pytest.raises(ValueError, match="another op kind"):
-        K.parse_options(blob, 1, 5)
-    with pytest.raises(ValueError, match="trailing"):
-        K.parse_options(blob + b"\0", 3, -1)
-    with pytest.raises(ValueError, match="magic"):
-        K.parse_options(b"XXXX" + blob[4:], 3, 5)
-    with pytest.raises(KeyError, match="missing"):
-        options.pack("TV_LINEAR", dict(tokens=4))
-    lo, hi = options.split_int64(2**40 + 5)
-    assert (hi << 32) + (lo & 0xFFFFFFFF) == 2**40 + 5

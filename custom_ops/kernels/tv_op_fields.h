@@ -1,7 +1,7 @@
 // Generated from tflm_vit/twins/options.py (`python -m tflm_vit.twins.options
-// --header custom_ops/kernels/tv_op_fields.h`); do not edit: tests/test_options_header.py
-// checks it is current.
-// Our ops' kinds and the position of each custom-options field, in blob order.
+// --write`); do not edit: tests/test_options_header.py checks it is current.
+// Our ops' kinds and the position of each custom-options field (the FlexBuffers
+// map's keys: custom_ops/tflm/option_names.h) in tv_options.fields.
 #ifndef TFLM_VIT_KERNELS_TV_OP_FIELDS_H_
 #define TFLM_VIT_KERNELS_TV_OP_FIELDS_H_
 

@@ -25,6 +25,8 @@ extern "C" {
 #include "tv_softmax.h"
 }
 
+#include "options_reader.h"  // custom_ops/tflm: the adapters' own options reader
+
 namespace py = pybind11;
 
 namespace {
@@ -307,19 +309,27 @@ I8 PatchEmbed(const I8& image, const I8& weights, const py::object& bias,
   return out;
 }
 
-std::vector<int32_t> ParseOptions(const py::bytes& blob, int32_t kind, int32_t expected) {
-  const std::string data = blob;
+// The fields as the adapters' Init reads them; ValueError with the reader's message and
+// the field it names.
+tv_options ReadOptions(const std::string& data, int32_t kind, int32_t expected) {
   tv_options o;
   const char* what = nullptr;
-  Check(tv_options_parse(data.data(), data.size(), kind, expected, &o, &what), "options", &what);
+  const char* key = nullptr;
+  if (!tv_tflm::ReadOptions(data.data(), data.size(), kind, expected, &o, &what, &key)) {
+    throw std::invalid_argument(std::string("options: ") + what + (key ? ": " : "") +
+                                (key ? key : ""));
+  }
+  return o;
+}
+
+std::vector<int32_t> ParseOptions(const py::bytes& blob, int32_t kind, int32_t expected) {
+  const tv_options o = ReadOptions(blob, kind, expected);
   return std::vector<int32_t>(o.fields, o.fields + o.count);
 }
 
 size_t OpScratchSize(const py::bytes& blob, int32_t kind) {
-  const std::string data = blob;
-  tv_options o;
+  const tv_options o = ReadOptions(blob, kind, -1);
   const char* what = nullptr;
-  Check(tv_options_parse(data.data(), data.size(), kind, -1, &o, &what), "options", &what);
   size_t bytes = 0;
   Check(tv_op_scratch_size(&o, &bytes, &what), "scratch", &what);
   return bytes;

@@ -4,7 +4,8 @@
 // that every kernel stays inside its buffers over random shapes, that in-place
 // (token-overwriting) runs equal out-of-place runs, that fused kernels equal their
 // unfused chains, that the token order does not change the patch embedding, and
-// that bad arguments and option blobs are refused with a message.
+// that bad arguments are refused with a message. (The options reader is C++ over
+// flexbuffers.h, custom_ops/tflm/options_reader.cc: tests/test_options_reader.py.)
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,7 +16,6 @@
 #include "tv_layernorm.h"
 #include "tv_linear.h"
 #include "tv_mlp.h"
-#include "tv_options.h"
 #include "tv_patch_embed.h"
 #include "tv_softmax.h"
 
@@ -253,34 +253,12 @@ static void test_patch_embed(void) {
   }
 }
 
-static void test_options(void) {
-  uint8_t blob[12 + 4 * 5] = {'T', 'V', 'O', 'P', 1, 0, 3, 0, 5, 0, 0, 0};
-  for (int i = 0; i < 5; ++i) blob[12 + 4 * i] = (uint8_t)(i + 1);
-  tv_options o;
-  const char* what = NULL;
-  CHECK(tv_options_parse(blob, sizeof(blob), TV_OP_LINEAR, 5, &o, &what) == TV_OK, "%s", what);
-  CHECK(o.count == 5 && o.fields[4] == 5, "fields misread");
-  for (size_t n = 0; n < sizeof(blob); ++n) {  // every truncation, in an exact-size copy
-    uint8_t* cut = (uint8_t*)malloc(n ? n : 1);
-    memcpy(cut, blob, n);
-    CHECK(tv_options_parse(n ? cut : NULL, n, TV_OP_LINEAR, 5, &o, &what) == TV_ARG_ERROR,
-          "truncated blob of %zu bytes accepted", n);
-    free(cut);
-  }
-  CHECK(tv_options_parse(blob, sizeof(blob), TV_OP_GELU, -1, &o, &what) == TV_ARG_ERROR &&
-            strstr(what, "kind"), "wrong kind not named");
-  blob[0] = 'X';
-  CHECK(tv_options_parse(blob, sizeof(blob), TV_OP_LINEAR, 5, &o, &what) == TV_ARG_ERROR &&
-            strstr(what, "magic"), "bad magic not named");
-}
-
 int main(void) {
   test_linear();
   test_layernorm_gelu();
   test_softmax_attention();
   test_mlp();
   test_patch_embed();
-  test_options();
   if (failures) {
     fprintf(stderr, "%d checks failed\n", failures);
     return 1;

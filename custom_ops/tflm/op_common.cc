@@ -2,6 +2,8 @@
 
 #include <string.h>
 
+#include "options_reader.h"
+
 namespace tv_tflm {
 
 #if !defined(TF_LITE_STRIP_ERROR_STRINGS)
@@ -18,8 +20,10 @@ OpData* ParseOptions(Context* context, const char* op, int32_t kind, int32_t exp
                      const char* buffer, size_t length) {
   tv_options parsed;
   const char* what = nullptr;
-  if (tv_options_parse(buffer, length, kind, expected_fields, &parsed, &what) != TV_OK) {
-    TV_ERROR(op, "%s (%u bytes)", what, static_cast<unsigned>(length));
+  const char* key = nullptr;
+  if (!ReadOptions(buffer, length, kind, expected_fields, &parsed, &what, &key)) {
+    TV_ERROR(op, "%s%s%s (%u bytes)", what, key ? ": " : "", key ? key : "",
+             static_cast<unsigned>(length));
     return nullptr;
   }
   auto* out = static_cast<OpData*>(AllocatePersistentBuffer(context, sizeof(OpData)));

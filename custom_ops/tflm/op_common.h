@@ -40,8 +40,9 @@ struct OpData {
 static_assert(sizeof(OpData) == TV_OP_DATA_BYTES,
               "OpData changed: update TV_OP_DATA_BYTES (the memory model reads it)");
 
-// Init: parses the blob into one persistent OpData (nullptr on error, after logging;
-// Prepare then fails with "custom options invalid").
+// Init: reads the custom options (a FlexBuffers map: options_reader.h) into one
+// persistent OpData (nullptr on error, after logging; Prepare then fails with "custom
+// options invalid").
 OpData* ParseOptions(Context* context, const char* op, int32_t kind, int32_t expected_fields,
                      const char* buffer, size_t length);
 

@@ -7,6 +7,9 @@ from tflm_vit.ops.spec import OVER_INPUT0, OpSpec
 
 HEAD = ("tokens", "up_count", "down_count")
 STAGE = ("in", "out", "input_offset", "output_offset")
+# Up to 2 up and 2 down stages (TV_MLP_MAX_STAGES per side, custom_ops/kernels/tv_mlp.h;
+# tests/test_options_header.py checks they agree).
+MAX_STAGES = 4
 
 
 def fields_for(up_count: int, down_count: int) -> tuple[str, ...]:

@@ -3,10 +3,10 @@ where its output may overwrite an input (the planner's token overwriting), how f
 may be from the stock ops it replaces, its latency features and its NumPy twin.
 
 Each op is one module of tflm_vit/ops; tflm_vit/ops/__init__.py lists them, and the
-options codec (tflm_vit/twins/options.py, and from it the C header tv_op_fields.h), the
-memory model's in-place rules (tflm_vit/memory/aliasing.py), the conversion's checks
-(tflm_vit/converters/verify.py), the latency model (tflm_vit/latency.py) and the wheel's
-op library derive from that list. What stays elsewhere, because it is not one op's: the
+options codec (tflm_vit/twins/options.py, and from it the C headers tv_op_fields.h and
+option_names.h), the memory model's in-place rules (tflm_vit/memory/aliasing.py), the
+conversion's checks (tflm_vit/converters/verify.py), the latency model
+(tflm_vit/latency.py) and the wheel's op library derive from that list. What stays elsewhere, because it is not one op's: the
 stock patterns a rewrite matches (one pattern may become several ops:
 tflm_vit/converters/patterns.py, rewrites.py) and the C kernels (custom_ops/)."""
 

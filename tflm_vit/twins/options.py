@@ -1,20 +1,29 @@
-"""Writing the custom-options blob of our ops (format: custom_ops/kernels/tv_options.h).
+"""The custom options of our ops: a FlexBuffers map, as TFLM's own custom ops carry
+theirs (read with `flexbuffers::GetRoot(...).AsMap()`), so Netron and TFLite's analyzer
+show them:
 
-Each op's kind and field names, in blob order, are declared once, in its module of
-tflm_vit/ops. The C side reads them from custom_ops/kernels/tv_op_fields.h, which is
-generated here (`python -m tflm_vit.twins.options --header PATH`) and checked against
-it by the tests."""
+    {"op": "TV_LINEAR", "version": 2, "tokens": 49, "in_features": 64, ...}
+
+Every value is an int32 scalar; arrays (weights, requantisation, tables) travel as
+constant input tensors, so they stay in flash. Each op's kind and field names are
+declared once, in its module of tflm_vit/ops. The C side reads the keys and the field
+positions from two headers generated here (`python -m tflm_vit.twins.options --write`;
+the tests check both are current): custom_ops/kernels/tv_op_fields.h (the positions, for
+the portable kernels) and custom_ops/tflm/option_names.h (the keys, for the reader in
+custom_ops/tflm/options_reader.cc)."""
 
 from __future__ import annotations
 
-import struct
+from flatbuffers import flexbuffers
 
 from tflm_vit import ops
 from tflm_vit.ops import gelu as _gelu
 from tflm_vit.ops import mlp as _mlp
 
-MAGIC = b"TVOP"
-VERSION = 1
+# 1 was a fixed-layout blob with magic "TVOP" (models converted before FlexBuffers; the
+# reader names it and asks for a re-convert).
+VERSION = 2
+RESERVED = ("op", "version")  # keys of the map that are not fields
 
 # custom_code -> (kind, field names), from tflm_vit/ops. MLP fields are variable (None):
 # see mlp_fields().
@@ -49,41 +58,48 @@ def pack(op: str, fields: dict) -> bytes:
     extra = [n for n in fields if n not in names]
     if missing or extra:
         raise KeyError(f"{op} options: missing {missing}, unexpected {extra}")
-    values = [int(fields[n]) for n in names]
-    for n, v in zip(names, values):
+    values = {n: int(fields[n]) for n in names}
+    for n, v in values.items():
         if not -(2**31) <= v < 2**31:
             raise ValueError(f"{op} option {n} = {v} does not fit int32")
-    return (MAGIC + struct.pack("<HHI", VERSION, OPS[op][0], len(values))
-            + struct.pack(f"<{len(values)}i", *values))
+    return bytes(flexbuffers.Dumps({"op": op, "version": VERSION, **values}))
 
 
 def unpack(op: str, blob: bytes) -> dict:
-    """Reads a blob back (the converter's own check, and for reports)."""
-    if blob[:4] != MAGIC or len(blob) < 12:
-        raise ValueError(f"{op} options: not a TVOP blob")
-    version, kind, n = struct.unpack_from("<HHI", blob, 4)
-    if version != VERSION or kind != OPS[op][0] or len(blob) != 12 + 4 * n:
-        raise ValueError(f"{op} options: version {version}, kind {kind}, {len(blob)} bytes")
-    values = struct.unpack_from(f"<{n}i", blob, 12)
-    if op == "TV_MLP":
-        names = mlp_fields(values[1], values[2])
-    else:
-        names = OPS[op][1]
-    if len(names) != n:
-        raise ValueError(f"{op} options: {n} fields, expected {len(names)}")
-    return dict(zip(names, values))
+    """Reads a map back (the converter's own check, the memory model, reports): the
+    fields by name; ValueError naming what is wrong. The adapters' own reader
+    (options_reader.cc, through tflm_vit._kernels) checks the bytes first, so a model
+    file's options are verified once, by the code the firmware runs, before Python
+    decodes them."""
+    from tflm_vit import _kernels
+    kind, names = OPS[op]
+    blob = bytes(blob)
+    try:
+        _kernels.parse_options(blob, kind, -1 if names is None else len(names))
+    except ValueError as e:
+        raise ValueError(f"{op} {e}") from None
+    fields = {k: v for k, v in flexbuffers.Loads(blob).items() if k not in RESERVED}
+    try:
+        names = field_names(op, fields)
+    except KeyError as e:
+        raise ValueError(f"{op} options: missing {e}") from None
+    if set(names) != set(fields):
+        raise ValueError(f"{op} options: missing {sorted(set(names) - set(fields))}, "
+                         f"unexpected {sorted(set(fields) - set(names))}")
+    return {n: fields[n] for n in names}
 
 
 HEADER = "custom_ops/kernels/tv_op_fields.h"
+NAMES_HEADER = "custom_ops/tflm/option_names.h"
 
 
 def c_header() -> str:
     """tv_op_fields.h: the op kinds and each op's field positions, for the C side."""
     lines = [
         "// Generated from tflm_vit/twins/options.py (`python -m tflm_vit.twins.options",
-        f"// --header {HEADER}`); do not edit: tests/test_options_header.py",
-        "// checks it is current.",
-        "// Our ops' kinds and the position of each custom-options field, in blob order.",
+        "// --write`); do not edit: tests/test_options_header.py checks it is current.",
+        "// Our ops' kinds and the position of each custom-options field (the FlexBuffers",
+        "// map's keys: custom_ops/tflm/option_names.h) in tv_options.fields.",
         "#ifndef TFLM_VIT_KERNELS_TV_OP_FIELDS_H_",
         "#define TFLM_VIT_KERNELS_TV_OP_FIELDS_H_",
         "",
@@ -109,9 +125,55 @@ def _c_enum(prefix: str, names, count: str) -> str:
     return "enum {\n" + "".join(f"  {item},\n" for item in items) + "};"
 
 
+def names_header() -> str:
+    """option_names.h: each op's FlexBuffers keys in field order, for the C++ reader
+    (custom_ops/tflm/options_reader.cc). TV_MLP lists its head and the fields of its
+    most stages (mlp.MAX_STAGES); a map holds the head and the stages it has."""
+    lines = [
+        "// Generated from tflm_vit/twins/options.py (`python -m tflm_vit.twins.options",
+        "// --write`); do not edit: tests/test_options_header.py checks it is current.",
+        "// Each op's custom-options keys (a FlexBuffers map), in the field order of",
+        "// tv_op_fields.h. Included by options_reader.cc only.",
+        "#ifndef TFLM_VIT_TFLM_OPTION_NAMES_H_",
+        "#define TFLM_VIT_TFLM_OPTION_NAMES_H_",
+        "",
+        "#include <stdint.h>",
+        "",
+        "namespace tv_tflm {",
+        "",
+        f"constexpr int64_t kOptionsVersion = {VERSION};",
+        "",
+    ]
+    table = []
+    for op, (kind, names) in OPS.items():
+        if names is None:  # TV_MLP: the head, then each possible stage's fields
+            names = mlp_fields(_mlp.MAX_STAGES, 0)
+        ident = "k" + "".join(w.capitalize() for w in op[3:].split("_")) + "Keys"
+        lines.append(f"static const char* const {ident}[] = {{")
+        lines += [f'    "{n}",' for n in names]
+        lines.append("};")
+        table.append(f'    {{{kind}, "{op}", {ident}, {len(names)}}},')
+    lines += ["", "struct OptionKeys {", "  int32_t kind;", "  const char* op;",
+              "  const char* const* keys;", "  int count;", "};", "",
+              "static const OptionKeys kOptionKeys[] = {", *table, "};", "",
+              "}  // namespace tv_tflm", "", "#endif  // TFLM_VIT_TFLM_OPTION_NAMES_H_", ""]
+    return "\n".join(lines)
+
+
+def write_headers(repo) -> None:
+    import pathlib
+    repo = pathlib.Path(repo)
+    (repo / HEADER).write_text(c_header())
+    (repo / NAMES_HEADER).write_text(names_header())
+
+
 if __name__ == "__main__":
     import argparse
-    import pathlib
-    ap = argparse.ArgumentParser(description="write the C header of our ops' option fields")
-    ap.add_argument("--header", required=True, help=f"output path (the repo's: {HEADER})")
-    pathlib.Path(ap.parse_args().header).write_text(c_header())
+    ap = argparse.ArgumentParser(description="write the C headers of our ops' option fields "
+                                             f"({HEADER}, {NAMES_HEADER})")
+    ap.add_argument("--write", metavar="REPO", nargs="?", const=".",
+                    help="the repository to write them into (default: .)")
+    a = ap.parse_args()
+    if a.write is None:
+        ap.error("nothing to do: pass --write [REPO]")
+    write_headers(a.write)
