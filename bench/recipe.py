@@ -56,6 +56,47 @@ ROWS = (
 MAX_INT8_LOSS = 0.005
 
 
+def arguments(doc: str, default_epochs: int, argv) -> argparse.Namespace:
+    """The training benchmarks' command line: --epochs, --smoke."""
+    p = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    p.add_argument("--epochs", type=int, default=default_epochs)
+    p.add_argument("--smoke", action="store_true", help="a slice of the data and 1 epoch, "
+                   "printed only: checks the script runs")
+    return p.parse_args(argv)
+
+
+@dataclasses.dataclass
+class Setup:
+    """What every training benchmark starts from: Fashion-MNIST (a slice when smoking),
+    a search's split at seed 0 (10 % held out for validation), the cached CNN teacher of
+    that split (one epoch when smoking), the epochs and the work folder."""
+    data: object
+    train: object
+    val: object
+    teacher: object
+    epochs: int
+    work: pathlib.Path
+    say: object
+
+
+def setup(args: argparse.Namespace, work: pathlib.Path) -> Setup:
+    from tflm_vit.data import load_fashion_mnist, validation_split
+    from tflm_vit.teacher import TeacherSpec, teacher_for
+    data, epochs = load_fashion_mnist(), args.epochs
+    if args.smoke:
+        work = work / "smoke"
+        data = dataclasses.replace(data, x_train=data.x_train[:2000], y_train=data.y_train[:2000],
+                                   x_test=data.x_test[:200], y_test=data.y_test[:200])
+        epochs = 1
+    train, val = validation_split(data, 0.1, 0)  # a search's split at seed 0: its teacher
+
+    def say(text):
+        print(text, file=sys.stderr, flush=True)
+    teacher = teacher_for(train, val.x_test, val.y_test,
+                          TeacherSpec(epochs=1) if args.smoke else TeacherSpec(), say=say)
+    return Setup(data, train, val, teacher, epochs, work, say)
+
+
 def train_and_measure(name, config, space, recipe, teacher, epochs, data, train, val, work,
                       say) -> dict:
     """One row of a training benchmark: `config` trained from the seeded supernet of
@@ -92,13 +133,14 @@ def train_and_measure(name, config, space, recipe, teacher, epochs, data, train,
     return row
 
 
-def run_row(name, recipe, use_teacher, stem, epochs, data, train, val, teacher, say) -> dict:
+def run_row(name, recipe, use_teacher, stem, epochs, data, train, val, teacher, work,
+            say) -> dict:
     from tflm_vit.space import SearchSpace
     space = SearchSpace([28], [ARCH.patch_size], [ARCH.embed_dim], [ARCH.depth], [2],
                         [2.0], stem=[0, 16], in_channels=1, num_classes=10)
     return train_and_measure(name, dataclasses.replace(ARCH, stem=stem), space, recipe,
                              teacher if use_teacher else None, epochs, data, train, val,
-                             WORK, say)
+                             work, say)
 
 
 def write_table(doc: dict, path: pathlib.Path) -> None:
@@ -145,33 +187,16 @@ def plot(doc: dict, path: pathlib.Path) -> None:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--epochs", type=int, default=15)
-    p.add_argument("--smoke", action="store_true", help="a slice of the data and 1 epoch, "
-                   "printed only: checks the script runs")
-    a = p.parse_args(argv)
+    a = arguments(__doc__, 15, argv)
     origin = stamp("recipe.py", argv)
-    from tflm_vit.data import load_fashion_mnist, validation_split
-    from tflm_vit.teacher import TeacherSpec, teacher_for
-    global WORK
-    data = load_fashion_mnist()
-    epochs = a.epochs
-    if a.smoke:
-        WORK = WORK / "smoke"
-        data = dataclasses.replace(data, x_train=data.x_train[:2000], y_train=data.y_train[:2000],
-                                   x_test=data.x_test[:200], y_test=data.y_test[:200])
-        epochs = 1
-    train, val = validation_split(data, 0.1, 0)
-
-    def say(text):
-        print(text, file=sys.stderr, flush=True)
-    spec = TeacherSpec(epochs=1) if a.smoke else TeacherSpec()
-    teacher = teacher_for(train, val.x_test, val.y_test, spec, say=say)
+    run = setup(a, WORK)
+    data, train, val, teacher, epochs, say = (run.data, run.train, run.val, run.teacher,
+                                              run.epochs, run.say)
     rows = []
     for name, adds, recipe, use_teacher, stem, mult in ROWS:
         say(f"== {name}: {adds}")
         row = run_row(name, recipe, use_teacher, stem, epochs * mult, data, train, val,
-                      teacher, say)
+                      teacher, run.work, say)
         rows.append({**row, "adds": adds})
     full, base = rows[-1], rows[0]
     problems = []

@@ -19,7 +19,6 @@ Run: .venv/bin/python bench/token_resolution.py [--epochs 10] [--smoke]
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import pathlib
 import sys
@@ -28,7 +27,7 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
 WORK = REPO / "build" / "bench_token_resolution"
 from provenance import publish, stamp  # noqa: E402  (bench/provenance.py)
-from recipe import plot, train_and_measure  # noqa: E402  (bench/recipe.py)
+from recipe import arguments, plot, setup, train_and_measure  # noqa: E402  (bench/recipe.py)
 
 from tflm_vit.config import SubnetConfig  # noqa: E402
 from tflm_vit.recipe import Recipe  # noqa: E402
@@ -59,27 +58,12 @@ def write_table(doc: dict, path: pathlib.Path) -> None:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--smoke", action="store_true", help="a slice of the data and 1 epoch, "
-                   "printed only: checks the script runs")
-    a = p.parse_args(argv)
+    a = arguments(__doc__, 10, argv)
     origin = stamp("token_resolution.py", argv)
-    from tflm_vit.data import load_fashion_mnist, validation_split
     from tflm_vit.space import SearchSpace
-    from tflm_vit.teacher import TeacherSpec, teacher_for
-    work, data, epochs = WORK, load_fashion_mnist(), a.epochs
-    if a.smoke:
-        work = WORK / "smoke"
-        data = dataclasses.replace(data, x_train=data.x_train[:2000], y_train=data.y_train[:2000],
-                                   x_test=data.x_test[:200], y_test=data.y_test[:200])
-        epochs = 1
-    train, val = validation_split(data, 0.1, 0)  # a search's split at seed 0: its teacher
-
-    def say(text):
-        print(text, file=sys.stderr, flush=True)
-    teacher = teacher_for(train, val.x_test, val.y_test,
-                          TeacherSpec(epochs=1) if a.smoke else TeacherSpec(), say=say)
+    run = setup(a, WORK)
+    data, train, val, teacher, epochs, say = (run.data, run.train, run.val, run.teacher,
+                                              run.epochs, run.say)
     space = SearchSpace([r for r, _ in INPUTS], [q for _, q in INPUTS], [BODY.embed_dim],
                         [BODY.depth], [1, 4], [1.0, 3.0], stem=[BODY.stem], in_channels=1,
                         num_classes=10)
@@ -88,7 +72,7 @@ def main(argv=None) -> int:
         config = dataclasses.replace(BODY, resolution=r, patch_size=q)
         say(f"== {config.short()}")
         row = train_and_measure(f"{r}/{q}", config, space, Recipe(), teacher, epochs, data,
-                                train, val, work, say)
+                                train, val, run.work, say)
         rows.append({**row, "tokens": config.num_tokens})
     own = rows[0]
     problems = [f"{r['name']} ({r['top1']:.4f}) is more accurate than the image's own "

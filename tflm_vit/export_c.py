@@ -40,6 +40,8 @@ RESOLVER_METHODS = {
     "STRIDED_SLICE": "AddStridedSlice", "PAD": "AddPad", "HARD_SWISH": "AddHardSwish",
     "TANH": "AddTanh", "PACK": "AddPack", "GATHER": "AddGather", "SHAPE": "AddShape",
     "RELU": "AddRelu", "RELU6": "AddRelu6",
+    # What PyTorch exports add (timm's class token: tflm_vit.model_zoo.timm_vit).
+    "SLICE": "AddSlice",
 }
 assert set(RESOLVER_METHODS) == set(KNOWN_BUILTINS), "one builtin list: tail.KNOWN_BUILTINS"
 

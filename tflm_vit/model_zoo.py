@@ -105,6 +105,7 @@ def op_sampler():
     c = L.ReLU()(L.Concatenate()([a, b]))                                # CONCATENATION, RELU
     c = L.DepthwiseConv2D(5, padding="same")(c)                          # DEPTHWISE_CONV_2D
     d = L.ReLU(6.0)(L.Lambda(lambda t: t[:, 1:7, :, :])(c))              # STRIDED_SLICE, RELU6
+    d = L.Lambda(lambda t: tf.slice(t, [0, 0, 1, 0], [1, 6, 6, -1]))(d)  # SLICE
     e = L.ZeroPadding2D(1)(d)                                            # PAD
     f = L.Activation("hard_swish")(e)                                    # HARD_SWISH
     h = L.Multiply()([L.Activation("sigmoid")(f), f])                    # LOGISTIC, MUL

@@ -18,4 +18,5 @@ SPEC = OpSpec(
             "score_multiplier", "score_shift", "out_multiplier", "out_shift",
             "output_offset"),
     overwrite=OVER_INPUT0, stock_lsb_bound=2, exact_with_stock=False,
-    error_kind="attention", features=_features, twin="tflm_vit.twins.attention")
+    error_kind="attention", features=_features, twin="tflm_vit.twins.attention",
+    zero_point_checks=lambda f: (("input", 0), ("input", 1), ("input", 2), ("output", 0)))

@@ -13,4 +13,7 @@ SPEC = OpSpec(
             "q16_shift", "out_multiplier", "out_shift"),
     overwrite=OVER_INPUT0, stock_lsb_bound=3, exact_with_stock=False,
     error_kind="gelu", features=lambda f, out: (0, out),
-    twin="tflm_vit.twins.gelu")
+    twin="tflm_vit.twins.gelu",
+    # The table encodes both quantizations; the shift form checks both zero points.
+    zero_point_checks=lambda f: (("input", 0), ("output", 0)) if f["mode"] == MODE_SHIFT
+    else ())

@@ -33,3 +33,9 @@ class OpSpec:
     # model's features (tflm_vit/latency.py).
     features: Callable[[dict, int], tuple[int, int]]
     twin: str                      # the module of its NumPy twin (tflm_vit.twins.*)
+    # options -> the tensors, as ("input" | "output", index) in order, whose quantization
+    # its adapter's Prepare reads (CheckZeroPoint, custom_ops/tflm/*_op.cc): each is a
+    # TFLM temporary TfLiteTensor, held until that Prepare ends, so they set the room the
+    # op needs while it prepares (tflm_vit/memory/tail.py prepare_need).
+    zero_point_checks: Callable[[dict], tuple[tuple[str, int], ...]] = \
+        lambda f: (("input", 0), ("output", 0))
