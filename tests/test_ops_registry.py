@@ -48,3 +48,21 @@ def test_latency_features_come_from_the_op_modules():
     f = dict(tokens=2, up_count=1, down_count=1, stage0_in=4, stage0_out=8, stage1_in=8,
              stage1_out=4)
     assert ops.BY_CODE["TV_MLP"].features(f, 8) == (2 * (32 + 32), 2 * 12)
+
+
+def test_the_prepare_temporaries_declared_are_the_adapters_zero_point_checks():
+    # Each op module's zero_point_checks (the memory model's prepare-phase room) lists
+    # the CheckZeroPoint calls of its adapter's Prepare, in order; GELU's table mode
+    # checks none (the table encodes both quantizations), its shift mode both.
+    import re
+    for s in ops.ALL:
+        source = (REPO / f"custom_ops/tflm/{s.code[3:].lower()}_op.cc").read_text()
+        calls = re.findall(r"CheckZeroPoint\(kOp, \"\w+\", context, node, (true|false), (\d)",
+                           source)
+        in_source = tuple(("output" if side == "true" else "input", int(i))
+                          for side, i in calls)
+        modes = ({"mode": 1}, {"mode": 0}) if s.code == "TV_GELU" else ({},)
+        declared = [s.zero_point_checks(m) for m in modes]
+        assert declared[0] == in_source, s.code
+        if s.code == "TV_GELU":
+            assert declared[1] == () and "mode == kModeShift &&" in source
