@@ -112,9 +112,9 @@ def test_the_mlp_takes_its_head_and_the_stages_it_has_without_gaps():
 
 def test_every_truncation_and_corrupted_byte_is_refused_or_read_within_the_buffer():
     """The reader verifies the buffer before it reads: no cut or flipped byte may crash
-    it (this process would die) or pass a map whose fields differ without saying so."""
-    blob = options.pack("TV_ATTENTION", {n: i - 5 for i, n in
-                                         enumerate(options.OPS["TV_ATTENTION"][1])})
+    it (this process would die) or pass a map with more than the flipped value changed."""
+    fields = [i - 5 for i in range(len(options.OPS["TV_ATTENTION"][1]))]
+    blob = options.pack("TV_ATTENTION", dict(zip(options.OPS["TV_ATTENTION"][1], fields)))
     for n in range(len(blob)):
         with pytest.raises(ValueError):
             K.parse_options(blob[:n], 5, 11)
@@ -128,9 +128,10 @@ def test_every_truncation_and_corrupted_byte_is_refused_or_read_within_the_buffe
                 got = K.parse_options(bytes(bad), 5, 11)
             except ValueError:
                 continue
-            accepted += 1  # a flipped bit in a value: still a well-formed map
-            assert flexbuffers.Loads(bytes(bad))["op"] == "TV_ATTENTION"
-            assert len(got) == 11
+            # Accepted: the bit was in a value (that one field differs) or in a part the
+            # reader does not rely on (the map's own size: it walks the keys vector).
+            accepted += 1
+            assert sum(a != b for a, b in zip(got, fields)) <= 1 and len(got) == 11, (i, bit)
         junk = bytes(rng.integers(0, 256, len(blob), dtype=np.uint8))
         with pytest.raises(ValueError):
             K.parse_options(junk, 5, 11)

@@ -62,7 +62,19 @@ def pack(op: str, fields: dict) -> bytes:
     for n, v in values.items():
         if not -(2**31) <= v < 2**31:
             raise ValueError(f"{op} option {n} = {v} does not fit int32")
-    return bytes(flexbuffers.Dumps({"op": op, "version": VERSION, **values}))
+    # Every scalar and offset 32 bits wide: the map's size then depends on its keys alone,
+    # never on the values, so the search's cost model (shape-only weights) gives the
+    # deployed model's flash to the byte. Keys in byte order, as maps require.
+    b = flexbuffers.Builder(force_min_bit_width=flexbuffers.BitWidth.W32)
+    with b.Map():
+        b.Key("op")
+        b.String(op)
+        b.Key("version")
+        b.Int(VERSION)
+        for name, value in values.items():
+            b.Key(name)
+            b.Int(value)
+    return bytes(b.Finish())
 
 
 def unpack(op: str, blob: bytes) -> dict:
