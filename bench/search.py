@@ -472,15 +472,13 @@ def options_growth(planned) -> tuple[int, int]:
     """(bytes, ops): how much more our ops' options in `planned` take as FlexBuffers maps
     (options.VERSION) than as version 1's fixed layout (a 12-byte header and 4 bytes a
     field), and over how many ops."""
-    from tflite_micro.tensorflow.lite.micro.compression import model_editor as me
-    import numpy as np
-    grown = n = 0
-    for op in me.read(bytes(planned.model)).subgraphs[0].operators:
-        if op.custom_code in options.OPS:
-            blob = bytes(np.asarray(op._fb.customOptions, np.uint8))
-            grown += len(blob) - (12 + 4 * len(options.unpack(op.custom_code, blob)))
-            n += 1
-    return grown, n
+    from tflm_vit.memory.scratch import custom_options, our_options
+    from tflm_vit.tflite_model import parse_model
+    info = parse_model(bytes(planned.model))
+    ours = [op for op in info.ops if op.name in options.OPS]
+    grown = sum(len(custom_options(info, op)) - (12 + 4 * len(our_options(info, op)))
+                for op in ours)
+    return grown, len(ours)
 
 
 def main(argv=None) -> int:

@@ -138,6 +138,11 @@ def test_every_truncation_and_corrupted_byte_is_refused_or_read_within_the_buffe
     assert accepted < 8 * len(blob)
 
 
+def test_an_int64_travels_as_two_int32_fields():
+    lo, hi = options.split_int64(2**40 + 5)
+    assert (hi << 32) + (lo & 0xFFFFFFFF) == 2**40 + 5
+
+
 def test_no_field_is_named_like_the_maps_own_keys():
     for spec in ops.ALL:
         names = spec.fields or options.mlp_fields(options._mlp.MAX_STAGES, 0)

@@ -41,11 +41,6 @@ __attribute__((flatten)) bool InlineInt(const flexbuffers::Reference& value, int
 
 }  // namespace
 
-const char* OptionsOpCode(int32_t kind) {
-  const OptionKeys* k = KeysOf(kind);
-  return k ? k->op : nullptr;
-}
-
 bool ReadOptions(const void* buffer, size_t length, int32_t kind, int32_t expected_fields,
                  tv_options* out, const char** what, const char** key) {
   *key = nullptr;

@@ -22,9 +22,6 @@ extern "C" {
 
 namespace tv_tflm {
 
-// The custom code of op kind `kind` (e.g. "TV_LINEAR"), or nullptr for no such kind.
-const char* OptionsOpCode(int32_t kind);
-
 // Fills `out` from `length` bytes at `buffer`, for op kind `kind`. expected_fields >= 0:
 // exactly that many fields, the op's whole list; < 0: any leading part of its list, as
 // long as no field is skipped (TV_MLP: its head and the stages it has). On failure returns

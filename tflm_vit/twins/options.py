@@ -64,7 +64,7 @@ def pack(op: str, fields: dict) -> bytes:
             raise ValueError(f"{op} option {n} = {v} does not fit int32")
     # Every scalar and offset 32 bits wide: the map's size then depends on its keys alone,
     # never on the values, so the search's cost model (shape-only weights) gives the
-    # deployed model's flash to the byte. Keys in byte order, as maps require.
+    # deployed model's flash to the byte. (The builder sorts the keys, as maps require.)
     b = flexbuffers.Builder(force_min_bit_width=flexbuffers.BitWidth.W32)
     with b.Map():
         b.Key("op")
