@@ -105,6 +105,7 @@ def build(cpu: str, kernels: str, targets=("tflm_vit_vector_tests", "tflm_vit_mo
     _write_runner_ops(runner_ops)
     variables.setdefault("TFLM_VIT_RUNNER_OPS_DIR", runner_ops)
     _drop_objects_if_headers_changed(bindir(tree, cpu, kernels).parent, runner_ops)
+    _drop_archive(bindir(tree, cpu, kernels).parent)
     proc = subprocess.run(make_args(tree, cpu, kernels, **variables) + list(targets),
                           capture_output=True, text=True)
     if proc.returncode != 0:
@@ -113,6 +114,15 @@ def build(cpu: str, kernels: str, targets=("tflm_vit_vector_tests", "tflm_vit_mo
         raise FirmwareError(f"firmware build for {cpu} ({kernels}) failed: "
                             + "\n".join(errors[-15:] or proc.stderr.splitlines()[-15:]))
     return Build(cpu, kernels, bindir(tree, cpu, kernels))
+
+
+def _drop_archive(gen: pathlib.Path) -> None:
+    """TFLM's make adds objects to its library with `ar -r` into the archive it built
+    before: a rebuilt member keeps its place, a new one goes last, and a member whose
+    source is gone stays. So an incremental build links in another order than a fresh one
+    (the M7 firmware's flash came out 8 bytes apart, alignment padding) and could link a
+    deleted file's code. Archiving anew costs a second; every build starts from none."""
+    (gen / "lib" / "libtensorflow-microlite.a").unlink(missing_ok=True)
 
 
 def _drop_objects_if_headers_changed(gen: pathlib.Path, generated: pathlib.Path) -> None:
