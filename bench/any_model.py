@@ -43,8 +43,8 @@ from tflm_vit.firmware import qemu  # noqa: E402
 # memory model may err high by this much (tflm_vit/memory/tail.py), never low.
 PREPARE_SLACK = 32
 
-ZOO = ("mobilenet_v2_0.35_96", "resnet8", "ds_cnn", "mobilenet_v1_vww", "autoencoder",
-       "op_sampler")
+ZOO = ("mobilenet_v2_0.35_96", "mobilenet_v3_small_0.75_96", "resnet8", "ds_cnn",
+       "mobilenet_v1_vww", "autoencoder", "op_sampler")
 
 
 def models(only=None) -> dict[str, bytes]:
@@ -180,10 +180,13 @@ def write_table(doc: dict, path: pathlib.Path) -> None:
             f"{'yes' if r['outputs_identical'] else 'NO'} |")
     saved = sorted({r["name"] for r in doc["rows"] if r["planned_arena"] < r["stock_arena"]})
     lines.append("\nWhere the plan saves nothing, the model's peak is two consecutive "
-                 "activations that TFLM's own greedy plan already packs, and no stock op "
-                 "there may write its output over its input under our rules (ADD's in-place "
-                 "rule needs an input that dies at the ADD and matches the output's shape "
-                 "and quantisation). Saved on: " + (", ".join(saved) or "none") + ".")
+                 "activations that TFLM's own greedy plan already packs, and the op between "
+                 "them may not write its output over its input under our rules "
+                 "(`tflm_vit/memory/aliasing.py`: elementwise ADD, MUL, LOGISTIC, TANH, "
+                 "HARD_SWISH, RELU, RELU6, QUANTIZE and RESHAPE write over an input of the "
+                 "output's shape and size that dies there; a convolution, a pooling or a "
+                 "FULLY_CONNECTED reads a window of its input after writing outputs, so it "
+                 "never may). Saved on: " + (", ".join(saved) or "none") + ".")
     lines.append("\nWhere the head is small (the all-dense autoencoder), the arena is set "
                  "not by what TFLM records but by what it needs while an op's Prepare runs "
                  "(its temporary tensors above the tail): `tflm_vit/memory/tail.py` "

@@ -128,3 +128,65 @@ def test_two_subgraphs_and_int16_activations_are_refused(tmp_path, sampler):
     conv.representative_dataset = lambda: ([np.ones((1, 8, 8, 4), np.float32)] for _ in range(2))
     with pytest.raises(ModelFileError, match="int16 activations"):
         predict(bytes(conv.convert()))
+
+
+def _chained_ops(planned):
+    """The ops whose output shares its input's bytes under the plan."""
+    info = parse_model(planned.model)
+    producer = {t: op.name for op in info.ops for t in op.outputs}
+    return [[producer.get(t, "input") for t in chain] for chain in planned.plan.chains]
+
+
+def test_elementwise_ops_write_over_their_inputs_and_compute_the_same(sampler):
+    """Stock elementwise ops run in place (memory/aliasing.py ELEMENTWISE): RELU, RELU6,
+    HARD_SWISH, MUL, TANH and RESHAPE in the sampler (on the M4/M7 too:
+    tests/test_firmware.py), QUANTIZE between two int8 scales and LOGISTIC in a graph
+    no Keras layer gives, each over an input that dies there; the planned models
+    compute what the unplanned ones do."""
+    planned = plan_model(sampler)
+    chained = {name for chain in _chained_ops(planned) for name in chain[1:]}
+    assert {"RELU", "RELU6", "HARD_SWISH", "MUL", "TANH", "RESHAPE"} <= chained
+
+    from tflite_micro.tensorflow.lite.micro.compression import model_editor as me
+    from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
+    int8, op = schema.TensorType.INT8, schema.BuiltinOperator
+    t = lambda name, scale, zero=0: me.Tensor(  # noqa: E731
+        (1, 256), int8, quantization=me.Quantization(scale, zero), name=name)
+    x, r, s = t("x", 0.05), t("requantized", 0.1, 3), t("sigmoid", 1 / 256, -128)
+    f = me.Tensor((1, 256), schema.TensorType.FLOAT32, name="float")
+    y = t("y", 1 / 256, -128)
+    graph = me.Model(subgraphs=[me.Subgraph(
+        tensors=[x, r, s, f, y], inputs=[x], outputs=[y],
+        operators=[me.Operator(op.QUANTIZE, [x], [r]), me.Operator(op.LOGISTIC, [r], [s]),
+                   me.Operator(op.DEQUANTIZE, [s], [f]), me.Operator(op.QUANTIZE, [f], [y])])])
+    data = bytes(graph.build())
+    planned = plan_model(data)
+    # float -> int8 and int8 -> float change the bytes: those keep their own.
+    assert _chained_ops(planned) == [["input", "QUANTIZE", "LOGISTIC"]]
+    x = np.arange(-128, 128, dtype=np.int8).reshape(1, 256)
+    outputs = []
+    for model in (data, planned.model):
+        interp, _ = runtime.make_interpreter(model)
+        interp.set_input(x, 0)
+        interp.invoke()
+        outputs.append(interp.get_output(0).copy())
+    assert np.array_equal(*outputs) and len(np.unique(outputs[0])) > 50
+
+
+def test_mobilenet_v3_plans_below_tflm_and_computes_the_same():
+    """MobileNetV3's HARD_SWISH after each convolution and its squeeze-excite MULs run
+    in place: the plan is below TFLM's own, predicted to the byte."""
+    data = model_zoo.build("mobilenet_v3_small_0.75_96", resolution=32, alpha=0.75)
+    planned = plan_model(data, target="wheel")
+    assert planned.after.total == runtime.allocations(planned.model).total
+    assert planned.after.total < runtime.allocations(data).total
+    assert any("HARD_SWISH" in chain[1:] for chain in _chained_ops(planned))
+    x = np.random.default_rng(0).integers(-128, 128, (1, 32, 32, 3), dtype=np.int8)
+    assert np.array_equal(runtime.invoke(data, x), runtime.invoke(planned.model, x))
+
+
+def test_a_plan_is_never_worse_than_tflms_own(sampler):
+    """Taking every overwrite fixes chains; TFLM's own placement stays a candidate."""
+    from tflm_vit.memory.planner import plan, plan_tflm
+    info = parse_model(sampler)
+    assert plan(info, exact=False).head <= plan_tflm(info).head == predict(sampler).head

@@ -83,6 +83,17 @@ def mobilenet_v2(alpha: float = 0.35, resolution: int = 96, classes: int = 10):
                                           classifier_activation="softmax")
 
 
+def mobilenet_v3_small(alpha: float = 0.75, resolution: int = 96, classes: int = 10):
+    """keras.applications' MobileNetV3-Small (random weights): hard-swish as its own
+    HARD_SWISH op after each convolution and squeeze-excite MULs, the elementwise ops
+    TFLM runs in place under our plan (aliasing.py)."""
+    import keras
+    return keras.applications.MobileNetV3Small((resolution, resolution, 3), alpha=alpha,
+                                               weights=None, classes=classes,
+                                               include_preprocessing=False,
+                                               dropout_rate=0.0)
+
+
 def autoencoder(scale: float = 1.0):
     """MLPerf Tiny anomaly detection: a dense autoencoder over 640 log-mel features."""
     import keras
@@ -271,7 +282,8 @@ def timm_vit(calibration: np.ndarray, x_train=None, y_train=None, epochs: int = 
         return pathlib.Path(f"{d}/vit.tflite").read_bytes()
 
 
-BUILDERS = {"mobilenet_v2_0.35_96": mobilenet_v2, "resnet8": resnet8, "ds_cnn": ds_cnn,
+BUILDERS = {"mobilenet_v2_0.35_96": mobilenet_v2,
+            "mobilenet_v3_small_0.75_96": mobilenet_v3_small, "resnet8": resnet8, "ds_cnn": ds_cnn,
             "mobilenet_v1_vww": mobilenet_v1_vww, "autoencoder": autoencoder,
             "op_sampler": op_sampler, "keras_io_vit": keras_io_vit,
             "keras_hub_vit": keras_hub_vit}

@@ -12,8 +12,16 @@ later op. Everything else must never share bytes with a buffer alive at the same
   row i of the output only ever overwrites row i of q.
 - TV_PATCH_EMBED: output over the image, starting the op's `output_lead` option bytes
   before it, when the converter found room (tflm_vit/twins/patch_embed.py).
-- ADD (elementwise): output over any input of the same shape; element i is read before
-  it is written.
+- Stock elementwise ops (ELEMENTWISE): output over any input of the output's shape and
+  element size. Every TFLM kernel of theirs on every target we model reads element i
+  before it writes element i, and never reads an element j < i again: ADD and MUL (the
+  reference loops; their broadcast paths index the full-shape input by the output's
+  own index; CMSIS-NN's arm_elementwise_{add,mul}_s8 read four elements of each input
+  before writing those four), LOGISTIC, TANH, HARD_SWISH, RELU, RELU6 (one loop over
+  the flat size) and QUANTIZE between types of one width (Requantize's loop).
+- RESHAPE: output over its input; TFLM's kernel copies nothing when both are the same
+  bytes (reshape.cc: `if (input->data.raw != output->data.raw) memcpy(...)`), so
+  chains run through it.
 """
 
 from __future__ import annotations
@@ -28,7 +36,12 @@ from tflm_vit.tflite_model import ModelInfo, OpInfo
 # Each op of ours declares its rule (tflm_vit/ops: OpSpec.overwrite).
 TOKENWISE = frozenset(s.code for s in ops.ALL if s.overwrite == ops.OVER_INPUT0)
 AT_LEAD = frozenset(s.code for s in ops.ALL if s.overwrite == ops.OVER_IMAGE_AT_LEAD)
-ELEMENTWISE = frozenset({"ADD"})
+# Read from TFLM's kernels at 90b983c2 (reference and cmsis_nn); model_zoo.op_sampler
+# has each, planned and run on the wheel and the emulated M4/M7 (outputs compared).
+ELEMENTWISE = frozenset({"ADD", "MUL", "LOGISTIC", "TANH", "HARD_SWISH", "RELU", "RELU6",
+                         "QUANTIZE", "RESHAPE"})
+# RESHAPE's second input is its new shape, never its data.
+_DATA_INPUTS = {"RESHAPE": 1}
 
 
 class Overwrite(NamedTuple):
@@ -48,10 +61,11 @@ def inplace_pairs(info: ModelInfo, op: OpInfo) -> list[Overwrite]:
         lead = our_options(info, op)["output_lead"]
         return [] if lead == NO_OVERWRITE else [Overwrite(op.inputs[0], out, lead)]
     if op.name in ELEMENTWISE:
-        shape = info.tensors[out].shape
-        return [Overwrite(t, out, 0) for t in op.inputs
+        o = info.tensors[out]
+        return [Overwrite(t, out, 0) for t in op.inputs[:_DATA_INPUTS.get(op.name)]
                 if t >= 0 and not info.tensors[t].is_constant
-                and _same_elements(info.tensors[t].shape, shape)]
+                and info.tensors[t].nbytes == o.nbytes
+                and (op.name == "RESHAPE" or _same_elements(info.tensors[t].shape, o.shape))]
     return []
 
 

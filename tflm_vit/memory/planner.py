@@ -33,9 +33,10 @@ EXACT_MAX_BUFFERS = 600  # beyond this the default planner keeps the heuristic's
 class Plan:
     """Offsets per tensor (-1 for tensors TFLM does not plan), the head TFLM will use
     with them (scratch placed online, as TFLM does), and the chains that share bytes.
-    `method`: "heuristic" or "cp-sat"; `exact`: what the exact planner did, if it ran
-    ("optimal", "feasible" (time limit reached), "not needed" (the heuristic met the
-    bound), "skipped: ..." or None when not asked)."""
+    `method`: "heuristic", "cp-sat" or "tflm" (TFLM's own placement, plan_tflm);
+    `exact`: what the exact planner did, if it ran ("optimal", "feasible" (time limit
+    reached), "not needed" (the plan met the bound), "skipped: ..." or None when not
+    asked)."""
 
     offsets: list[int]
     head: int
@@ -236,19 +237,36 @@ def _buffer_offsets(lay: _Layout, plan: Plan) -> list[int]:
     return out
 
 
+def plan_tflm(info: ModelInfo, kernels: str = "reference") -> Plan:
+    """TFLM's own greedy placement of the tensors, written as a plan: no bytes shared.
+    Taking every overwrite fixes the members of a chain relative to each other, which on
+    some graph could leave first-fit above what TFLM finds without them; this plan is
+    always a candidate, so a plan is never worse than TFLM's own."""
+    bufs = planned_buffers(info, None, kernels)
+    found = [ONLINE] * len(info.tensors)
+    for buf, o in zip(bufs, greedy_offsets(bufs)):
+        if buf.tensor >= 0:
+            found[buf.tensor] = o
+    return Plan(found, tflm_head(info, found, kernels), [], "tflm",
+                head_lower_bound(info, kernels))
+
+
 def plan(info: ModelInfo, time_limit_s: float = DEFAULT_TIME_LIMIT_S,
          exact: bool | None = None, kernels: str = "reference") -> Plan:
     """The default planner. exact=None: the heuristic, then CP-SAT within `time_limit_s`
     when the heuristic is above the bound (and the graph is not too large); True: CP-SAT
-    always (an error if it cannot run); False: the heuristic alone."""
-    best = plan_heuristic(info, kernels)
+    always (an error if it cannot run); False: the heuristic alone. TFLM's own placement
+    (plan_tflm) is a candidate throughout: where it is smaller, it is the plan."""
+    heuristic = plan_heuristic(info, kernels)
+    tflm = plan_tflm(info, kernels)
+    best = tflm if tflm.head < heuristic.head else heuristic
     if exact is False:
         return best
     if exact is None and best.head <= best.bound:
         best.exact = "not needed"
         return best
-    try:
-        found = plan_exact(info, time_limit_s, start=best, kernels=kernels)
+    try:  # CP-SAT places the chains, so it starts from the plan that has them
+        found = plan_exact(info, time_limit_s, start=heuristic, kernels=kernels)
     except PlanError as e:
         if exact:
             raise
