@@ -276,10 +276,12 @@ def test_export_c_and_the_make_fragment_build_the_example_app(tree, r0_planned_p
     assert "constexpr unsigned int kOpCount = 7;" in header  # ADD, MEAN + 5 of ours
     source = (tmp_path / "model.cc").read_text()
     assert source.count("resolver.Add") == 7 and "alignas(16)" in source
-    build = qemu.build("cortex-m7", "reference", targets=("tflm_vit_example",),
+    build = qemu.build("cortex-m7", "reference", targets=("tflm_vit_example", "tflm_vit_dropin"),
                        TFLM_VIT_EXAMPLE_MODEL=tmp_path / "model")
     result = qemu.run(build.example, "cortex-m7", marker="TFLM_VIT_EXAMPLE_PASS")
     assert f"of {arena} bytes" in result.output
+    # The README's drop-in: an app that includes only tflm_vit_ops.h for our ops.
+    qemu.run(build.bindir / "tflm_vit_dropin", "cortex-m7", marker="TFLM_VIT_DROPIN_PASS")
 
 
 @pytest.mark.parametrize("cpu", ["cortex-m7", "cortex-m4"])
@@ -372,7 +374,7 @@ add_subdirectory({REPO / 'custom_ops'} tflm_vit)
 foreach(exe app dropin)
   set(main {fw / 'example/main.cc'})
   if(exe STREQUAL dropin)
-    set(main {tmp_path / 'dropin.cc'})
+    set(main {fw / 'example/dropin.cc'})
   endif()
   add_executable(${{exe}} ${{main}} {tmp_path / 'model.cc'} {fw / 'boards/mps2/board.cc'})
   target_include_directories(${{exe}} PRIVATE {tmp_path} {fw / 'boards'})
@@ -382,7 +384,6 @@ foreach(exe app dropin)
     -Wl,--section-start=.tv_vectors=0x0 -Wl,--undefined=tv_vectors)
 endforeach()
 """)
-    (tmp_path / "dropin.cc").write_text(DROP_IN_APP)
     cmake = shutil.which("cmake", path=os.pathsep.join([os.path.dirname(sys.executable),
                                                          os.environ.get("PATH", "")]))
     out = tmp_path / "out"
@@ -401,35 +402,6 @@ endforeach()
     linear = disassembly[disassembly.index("<tv_linear_row_s8>:"):]
     linear = linear[:linear.index("\n\n")]
     assert ("smlad" in linear) == (kernels == "cmsis_nn")
-
-
-# A user's app with our ops added by the documented drop-in header alone (README,
-# "Firmware"): tflm_vit::AddTflmVitOps fills a resolver sized with kTflmVitOpCount.
-DROP_IN_APP = r"""
-#include "board.h"
-#include "model.h"
-#include "tensorflow/lite/micro/micro_interpreter.h"
-#include "tensorflow/lite/micro/micro_log.h"
-#include "tensorflow/lite/micro/micro_mutable_op_resolver.h"
-#include "tflm_vit_ops.h"
-
-alignas(16) static uint8_t arena[model::kArenaSize];
-
-int main() {
-  BoardInit();
-  static tflite::MicroMutableOpResolver<2 + tflm_vit::kTflmVitOpCount> resolver;
-  resolver.AddAdd();
-  resolver.AddMean();
-  if (tflm_vit::AddTflmVitOps(resolver) != kTfLiteOk) BoardExit(1);
-  tflite::MicroInterpreter interpreter(tflite::GetModel(model::kModel), resolver, arena,
-                                       sizeof(arena));
-  if (interpreter.AllocateTensors() != kTfLiteOk || interpreter.Invoke() != kTfLiteOk) {
-    BoardExit(2);
-  }
-  MicroPrintf("TFLM_VIT_DROPIN_PASS");
-  BoardExit(0);
-}
-"""
 
 
 def test_cmake_target_without_tflm_is_a_clear_error(tmp_path):
