@@ -31,7 +31,7 @@ def fold_bias_adds(model: me.Model) -> int:
     for fc in list(sg.operators):
         if fc.opcode != B.FULLY_CONNECTED or (len(fc.inputs) > 2 and fc.inputs[2] is not None):
             continue
-        opts = fc._fb.builtinOptions
+        opts = mio.builtin_options(fc)
         if opts is not None and opts.fusedActivationFunction != 0:
             continue
         chain, t = [], fc.outputs[0]
@@ -51,8 +51,8 @@ def fold_bias_adds(model: me.Model) -> int:
         act = [u for u in add.inputs if not mio.is_constant(u)]
         units = fc.inputs[1].shape[0]
         if len(consts) != 1 or len(act) != 1 or mio.const(consts[0]).size != units \
-                or add._fb.builtinOptions is not None \
-                and add._fb.builtinOptions.fusedActivationFunction != 0 \
+                or mio.builtin_options(add) is not None \
+                and mio.builtin_options(add).fusedActivationFunction != 0 \
                 or tuple(consts[0].shape) != tuple(t.shape[-len(consts[0].shape):]):
             continue
         x, w = fc.inputs[0], fc.inputs[1]

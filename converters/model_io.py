@@ -1,9 +1,15 @@
 """Reading and writing models for the converter, on top of TFLM's model_editor (the
 wheel's flatbuffer editor): constants as NumPy arrays, quantisation parameters, new
-constant tensors, pruning what a rewrite orphaned, and a 16-byte aligned build."""
+constant tensors, pruning what a rewrite orphaned, and a 16-byte aligned build.
+
+model_editor keeps every schema field of a tensor or an operator but names only some
+(shape, type, buffer, quantisation; opcode, inputs, outputs); the rest (builtin and
+custom options, shape signatures, signature defs) sit in the schema object it wraps,
+its `_fb`. The accessors below are the one place the converters reach it."""
 
 from __future__ import annotations
 
+import copy
 import os
 import tempfile
 
@@ -97,12 +103,39 @@ def prune(model: me.Model) -> None:
         old_index = {id(t): i for i, t in enumerate(sg.tensors)}
         sg.tensors = [t for t in sg.tensors if id(t) in used]
         new_index = {old_index[id(t)]: i for i, t in enumerate(sg.tensors) if id(t) in old_index}
-        for sig in model._fb.signatureDefs or []:
+        for sig in model._fb.signatureDefs or []:  # the signature defs: see above
             if sig.subgraphIndex != sg_index:
                 continue
             for tmap in (sig.inputs or []) + (sig.outputs or []):
                 tmap.tensorIndex = new_index[tmap.tensorIndex]
     me.prune_buffers(model)
+
+
+def builtin_options(op: me.Operator):
+    """The op's builtin options (a schema *OptionsT object), or None."""
+    return op._fb.builtinOptions
+
+
+def copy_builtin_options(src: me.Operator, dst: me.Operator) -> None:
+    dst._fb.builtinOptions = copy.deepcopy(src._fb.builtinOptions)
+    dst._fb.builtinOptionsType = src._fb.builtinOptionsType
+
+
+def set_custom_options(op: me.Operator, data: bytes) -> None:
+    """A custom op's options, as a FlexBuffers map (tflm_vit/twins/options.py)."""
+    op._fb.customOptions = list(data)
+    op._fb.customOptionsFormat = schema.CustomOptionsFormat.FLEXBUFFERS
+
+
+def shape_signature(t: me.Tensor) -> tuple[int, ...]:
+    """The tensor's shape with -1 for a free dimension (its shape when it has none)."""
+    sig = t._fb.shapeSignature
+    return tuple(int(d) for d in (sig if sig is not None and len(sig) else t.shape))
+
+
+def drop_shape_signature(t: me.Tensor) -> None:
+    """The tensor's shape is static: no signature."""
+    t._fb.shapeSignature = None
 
 
 def build(model: me.Model) -> bytes:

@@ -58,8 +58,7 @@ class NewOp:
     def operator(self) -> me.Operator:
         op = me.Operator(opcode=CUSTOM, custom_code=self.custom_code, inputs=self.inputs,
                          outputs=[self.output])
-        op._fb.customOptions = list(self.options)
-        op._fb.customOptionsFormat = schema.CustomOptionsFormat.FLEXBUFFERS
+        mio.set_custom_options(op, self.options)
         return op
 
 
@@ -89,7 +88,7 @@ class Rewriter:
         op = self.ops[i]
         if op.opcode != schema.BuiltinOperator.FULLY_CONNECTED:
             raise Unmappable(f"op {i} is {op.opcode_name}, expected FULLY_CONNECTED")
-        opts = op._fb.builtinOptions
+        opts = mio.builtin_options(op)
         if opts is not None and opts.fusedActivationFunction != 0:
             raise Unmappable(f"FULLY_CONNECTED op {i} has a fused activation")
         x, w = op.inputs[0], op.inputs[1]
@@ -217,7 +216,7 @@ class Rewriter:
         roles = dict(match.roles)
         if "builtin" not in roles:
             return False
-        opts = self.ops[roles["builtin"]]._fb.builtinOptions
+        opts = mio.builtin_options(self.ops[roles["builtin"]])
         return bool(opts is not None and opts.approximate)
 
     def gelu(self, match, name: str) -> NewOp:
@@ -321,7 +320,7 @@ class Rewriter:
     def patch_embedding(self, match, name: str) -> NewOp:
         conv, reshape = match.ops[0], match.ops[1]
         op = self.ops[conv]
-        o = op._fb.builtinOptions
+        o = mio.builtin_options(op)
         image, w = op.inputs[0], op.inputs[1]
         b = op.inputs[2] if len(op.inputs) > 2 else None
         wq = mio.const(w)  # [D, P, P, C]

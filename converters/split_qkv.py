@@ -91,8 +91,7 @@ def split_fused_qkv(model: me.Model) -> int:
                             dtype=fc.outputs[0].dtype, name=f"{name}/part{index}",
                             quantization=copy.deepcopy(fc.outputs[0].quantization))
             part_fc = me.Operator(opcode=B.FULLY_CONNECTED, inputs=inputs, outputs=[out])
-            part_fc._fb.builtinOptions = copy.deepcopy(fc._fb.builtinOptions)
-            part_fc._fb.builtinOptionsType = fc._fb.builtinOptionsType
+            mio.copy_builtin_options(fc, part_fc)
             heads = me.Tensor(shape=tuple(shape), dtype=out.dtype, name=f"{name}/heads{index}",
                               quantization=copy.deepcopy(out.quantization))
             part_reshape = me.Operator(opcode=B.RESHAPE, outputs=[heads], inputs=[

@@ -39,8 +39,7 @@ BATCH_FIRST = {B.CONV_2D, B.DEPTHWISE_CONV_2D, B.AVERAGE_POOL_2D, B.MAX_POOL_2D,
 
 
 def is_dynamic(model: me.Model) -> bool:
-    return any(-1 in (t._fb.shapeSignature if t._fb.shapeSignature is not None else [])
-               for t in model.subgraphs[0].tensors)
+    return any(-1 in mio.shape_signature(t) for t in model.subgraphs[0].tensors)
 
 
 def _name(op) -> str:
@@ -63,8 +62,7 @@ def make_static(model: me.Model) -> int:
             if t.dtype in (mio.INT32, schema.TensorType.INT64):
                 value[id(t)] = mio.const(t).astype(np.int64)
     for t in sg.inputs:
-        sig = [int(d) for d in (t._fb.shapeSignature if t._fb.shapeSignature is not None
-                                else t.shape)]
+        sig = list(mio.shape_signature(t))
         if any(d < 0 for d in sig[1:]):
             raise ConversionError(f"input tensor {mio.tensor_name(t)!r} has free dimensions "
                                   f"besides the batch {sig}; only the batch can be fixed")
@@ -93,7 +91,7 @@ def make_static(model: me.Model) -> int:
 
 
 def _fold(i, op, ins, shape, value) -> np.ndarray:
-    o = op._fb.builtinOptions
+    o = mio.builtin_options(op)
     if op.opcode == B.SHAPE:
         return np.asarray(shape[id(ins[0])], np.int64)
     a = [value[id(t)] for t in ins]
@@ -123,7 +121,7 @@ def _fold(i, op, ins, shape, value) -> np.ndarray:
 def _infer(i, op, ins, shape, value) -> list[tuple]:
     """Output shapes of a kept op from its inputs' shapes."""
     s = [shape[id(t)] for t in ins]
-    o = op._fb.builtinOptions
+    o = mio.builtin_options(op)
     if op.opcode == B.RESHAPE:
         target = value.get(id(ins[1])) if len(ins) > 1 else None
         if target is None and o is not None and o.newShape is not None:
@@ -173,11 +171,11 @@ def _write_back(sg, shape, value) -> None:
             data = v.astype(np.int64 if t.dtype == schema.TensorType.INT64 else np.int32)
             t.buffer = me.Buffer(data=data.tobytes())
         t.shape = shape[id(t)]
-        t._fb.shapeSignature = None
+        mio.drop_shape_signature(t)
     for op in sg.operators:
-        if op.opcode == B.RESHAPE and op._fb.builtinOptions is not None \
+        if op.opcode == B.RESHAPE and mio.builtin_options(op) is not None \
                 and len(op.inputs) > 1 and op.inputs[1] is not None:
-            op._fb.builtinOptions.newShape = [int(d) for d in op.outputs[0].shape]
+            mio.builtin_options(op).newShape = [int(d) for d in op.outputs[0].shape]
 
 
 def _drop_flattening_reshapes(sg) -> None:
@@ -187,7 +185,7 @@ def _drop_flattening_reshapes(sg) -> None:
 
     drop = set()
     for op in sg.operators:
-        if op.opcode != B.FULLY_CONNECTED or op._fb.builtinOptions is None:
+        if op.opcode != B.FULLY_CONNECTED or mio.builtin_options(op) is None:
             continue
         flat = op.inputs[0]
         r1 = next((p for p in sg.operators if any(u is flat for u in p.outputs)), None)
@@ -207,6 +205,6 @@ def _drop_flattening_reshapes(sg) -> None:
             continue
         op.inputs[0] = x
         op.outputs[0] = r2.outputs[0]
-        op._fb.builtinOptions.keepNumDims = True
+        mio.builtin_options(op).keepNumDims = True
         drop.update((id(r1), id(r2)))
     sg.operators = [op for op in sg.operators if id(op) not in drop]
