@@ -22,7 +22,8 @@ STAMPED = {"memory.json": ("memory.py", "memory.md"),
            "search.json": ("search.py", "search.md"),
            "any_model.json": ("any_model.py", "any_model.md"),
            "foreign_vits.json": ("foreign_vits.py", "foreign_vits.md"),
-           "token_resolution.json": ("token_resolution.py", "token_resolution.md")}
+           "token_resolution.json": ("token_resolution.py", "token_resolution.md"),
+           "recipe.json": ("recipe.py", "recipe.md")}
 
 
 @pytest.mark.parametrize("name", sorted(STAMPED))
