@@ -284,6 +284,24 @@ def test_export_c_and_the_make_fragment_build_the_example_app(tree, r0_planned_p
     qemu.run(build.bindir / "tflm_vit_dropin", "cortex-m7", marker="TFLM_VIT_DROPIN_PASS")
 
 
+def test_every_build_links_a_fresh_archive(tmp_path):
+    """TFLM's make adds objects to the archive of the last build (`ar -r`): a member whose
+    source is gone would stay and new ones would go last, so an incremental build would
+    link in another order than a fresh one (CI's M7 flash was 8 bytes off this way).
+    qemu.build archives anew: a stale member planted in the archive is gone after it."""
+    build = qemu.build("cortex-m7", "reference")
+    lib = build.bindir.parent / "lib" / "libtensorflow-microlite.a"
+    (tmp_path / "tv_stale.c").write_text("int tv_stale(void) { return 1; }\n")
+    subprocess.run(["arm-none-eabi-gcc", "-mcpu=cortex-m7", "-c", str(tmp_path / "tv_stale.c"),
+                    "-o", str(tmp_path / "tv_stale.o")], check=True)
+    subprocess.run(["arm-none-eabi-ar", "r", str(lib), str(tmp_path / "tv_stale.o")], check=True)
+    members = lambda: subprocess.run(["arm-none-eabi-ar", "t", str(lib)], check=True,  # noqa
+                                     capture_output=True, text=True).stdout.split()
+    assert "tv_stale.o" in members()
+    qemu.build("cortex-m7", "reference")
+    assert "tv_stale.o" not in members() and "options_reader.o" in members()
+
+
 @pytest.mark.parametrize("cpu", ["cortex-m7", "cortex-m4"])
 def test_board_flash_budgets_leave_room_for_the_example_firmware(r0_planned_path, tmp_path,
                                                                  cpu):
