@@ -36,12 +36,12 @@ from tflm_vit.tflite_model import ModelInfo, OpInfo
 # Each op of ours declares its rule (tflm_vit/ops: OpSpec.overwrite).
 TOKENWISE = frozenset(s.code for s in ops.ALL if s.overwrite == ops.OVER_INPUT0)
 AT_LEAD = frozenset(s.code for s in ops.ALL if s.overwrite == ops.OVER_IMAGE_AT_LEAD)
-# Read from TFLM's kernels at 90b983c2 (reference and cmsis_nn); model_zoo.op_sampler
-# has each, planned and run on the wheel and the emulated M4/M7 (outputs compared).
+# Read from TFLM's kernels at 90b983c2 (reference and cmsis_nn). Planned and run with the
+# stock model's output: model_zoo.op_sampler's RELU, RELU6, HARD_SWISH, MUL, TANH and
+# RESHAPE on the wheel and the emulated M4/M7, ADD in the MobileNets and ResNet-8
+# (bench/any_model.py), QUANTIZE and LOGISTIC in tests/test_any_model.py's own graph.
 ELEMENTWISE = frozenset({"ADD", "MUL", "LOGISTIC", "TANH", "HARD_SWISH", "RELU", "RELU6",
-                         "QUANTIZE", "RESHAPE"})
-# RESHAPE's second input is its new shape, never its data.
-_DATA_INPUTS = {"RESHAPE": 1}
+                         "QUANTIZE"})
 
 
 class Overwrite(NamedTuple):
@@ -60,12 +60,15 @@ def inplace_pairs(info: ModelInfo, op: OpInfo) -> list[Overwrite]:
     if op.name in AT_LEAD and op.inputs and op.inputs[0] >= 0:
         lead = our_options(info, op)["output_lead"]
         return [] if lead == NO_OVERWRITE else [Overwrite(op.inputs[0], out, lead)]
+    o = info.tensors[out]
     if op.name in ELEMENTWISE:
-        o = info.tensors[out]
-        return [Overwrite(t, out, 0) for t in op.inputs[:_DATA_INPUTS.get(op.name)]
+        return [Overwrite(t, out, 0) for t in op.inputs
                 if t >= 0 and not info.tensors[t].is_constant
                 and info.tensors[t].nbytes == o.nbytes
-                and (op.name == "RESHAPE" or _same_elements(info.tensors[t].shape, o.shape))]
+                and _same_elements(info.tensors[t].shape, o.shape)]
+    if op.name == "RESHAPE":  # input 1, if any, is the new shape
+        t = op.inputs[0]
+        return [Overwrite(t, out, 0)] if t >= 0 and not info.tensors[t].is_constant else []
     return []
 
 

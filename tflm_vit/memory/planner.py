@@ -237,18 +237,19 @@ def _buffer_offsets(lay: _Layout, plan: Plan) -> list[int]:
     return out
 
 
-def plan_tflm(info: ModelInfo, kernels: str = "reference") -> Plan:
+def plan_tflm(info: ModelInfo, kernels: str = "reference", bound: int | None = None) -> Plan:
     """TFLM's own greedy placement of the tensors, written as a plan: no bytes shared.
     Taking every overwrite fixes the members of a chain relative to each other, which on
     some graph could leave first-fit above what TFLM finds without them; this plan is
-    always a candidate, so a plan is never worse than TFLM's own."""
+    always a candidate, so a plan is never worse than TFLM's own. `bound`: the head's
+    lower bound when the caller has it (bound.py)."""
     bufs = planned_buffers(info, None, kernels)
     found = [ONLINE] * len(info.tensors)
     for buf, o in zip(bufs, greedy_offsets(bufs)):
         if buf.tensor >= 0:
             found[buf.tensor] = o
     return Plan(found, tflm_head(info, found, kernels), [], "tflm",
-                head_lower_bound(info, kernels))
+                head_lower_bound(info, kernels) if bound is None else bound)
 
 
 def plan(info: ModelInfo, time_limit_s: float = DEFAULT_TIME_LIMIT_S,
@@ -258,7 +259,7 @@ def plan(info: ModelInfo, time_limit_s: float = DEFAULT_TIME_LIMIT_S,
     always (an error if it cannot run); False: the heuristic alone. TFLM's own placement
     (plan_tflm) is a candidate throughout: where it is smaller, it is the plan."""
     heuristic = plan_heuristic(info, kernels)
-    tflm = plan_tflm(info, kernels)
+    tflm = plan_tflm(info, kernels, heuristic.bound)
     best = tflm if tflm.head < heuristic.head else heuristic
     if exact is False:
         return best
