@@ -67,6 +67,7 @@ IMAGES = 2000  # test images for the agreement and accuracy columns
 # What the README lists as staying stock ops after `convert`.
 STAYS_STOCK = {"ADD", "MEAN", "CONCATENATION", "STRIDED_SLICE", "CONV_2D", "RESHAPE"}
 MIN_AGREEMENT = 0.97
+TIMM_FIXTURE = REPO / "tests" / "data" / "timm_vit_tiny_int8.tflite"
 
 
 def variants() -> dict[str, dict]:
@@ -291,6 +292,7 @@ def main(argv=None) -> int:
             rows.append(row("keras_hub_vit", "keras_hub",
                             keras_to_tflite(_batch_one(model), calibration), data,
                             not args.no_firmware))
+    fixture_ops = None
     if not args.only or "timm_vit" in args.only:
         why = model_zoo.torch_missing()
         if why:
@@ -300,9 +302,17 @@ def main(argv=None) -> int:
                                        patch=4, dim=64, depth=2, heads=4, mlp_ratio=2.0)
             rows.append(row("timm_vit", "timm + litert-torch", stock, data,
                             not args.no_firmware))
+            # The tests' committed timm model, remade the way tests/data/README.md says:
+            # tests/test_foreign_vits.py holds the committed file to what this made.
+            fixture_ops = model_zoo.op_signature(model_zoo.timm_vit(
+                model_zoo.timm_tiny_images(), **model_zoo.TIMM_TINY_ARCH))
     doc = {**stamp("foreign_vits.py", argv), "seconds": time.monotonic() - t0,
-           "images": IMAGES, "rows": rows}
+           "images": IMAGES, "rows": rows, "timm_fixture_ops": fixture_ops}
     doc["problems"] = problems(rows)
+    committed = model_zoo.op_signature(TIMM_FIXTURE.read_bytes())
+    if fixture_ops is not None and fixture_ops != committed:
+        doc["problems"].append(f"{TIMM_FIXTURE.relative_to(REPO)} is not what the PyTorch "
+                               "route makes today: remake it (tests/data/README.md)")
     return publish(doc, "foreign_vits", args.print_only or bool(args.only),
                    lambda: write_table(doc, REPO / "bench" / "results" / "foreign_vits.md"))
 

@@ -282,6 +282,22 @@ def timm_vit(calibration: np.ndarray, x_train=None, y_train=None, epochs: int = 
         return pathlib.Path(f"{d}/vit.tflite").read_bytes()
 
 
+# tests/data/timm_vit_tiny_int8.tflite (a committed model, so the converter's timm tests
+# run without torch): how it is made, and what bench/foreign_vits.py remakes and compares.
+TIMM_TINY_ARCH = dict(patch=4, dim=32, depth=1, heads=2, mlp_ratio=2.0)
+
+
+def timm_tiny_images() -> np.ndarray:
+    return np.random.default_rng(0).standard_normal((16, 16, 16, 1)).astype(np.float32)
+
+
+def op_signature(data: bytes) -> list:
+    """[op name, [output shapes]] per op: what the same export route makes again."""
+    from tflm_vit.tflite_model import parse_model
+    info = parse_model(data)
+    return [[op.name, [list(info.tensors[i].shape) for i in op.outputs]] for op in info.ops]
+
+
 BUILDERS = {"mobilenet_v2_0.35_96": mobilenet_v2,
             "mobilenet_v3_small_0.75_96": mobilenet_v3_small, "resnet8": resnet8, "ds_cnn": ds_cnn,
             "mobilenet_v1_vww": mobilenet_v1_vww, "autoencoder": autoencoder,
