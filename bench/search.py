@@ -147,17 +147,18 @@ def run_one(base, data, board, seed, s: SearchSettings, scale: str, say, at: str
                  ours.deployment, ours.search_cost, ours.training,
                  {"space": ours.space_point["description"],
                   "predicted_instructions": ours.evolution.best.cost.latency})]
+    runs: dict = {}  # baselines with the same space and search are one run
     for method in METHODS:
         try:
             r = run_baseline(method, base, data, budgets, str(work / method), steps,
-                             evaluations, s, seed, say, jobs, cache)
+                             evaluations, s, seed, say, jobs, cache, runs=runs)
         except BudgetError as e:  # e.g. the largest space at a tight budget: no model
             rows.append(_no_model(method, board, budgets, seed, e))
             continue
         rows.append(_row(method, board, budgets, seed, r.evolution.best.config, r.accuracy,
                          r.deployment, {"training_steps": r.training_steps,
                                         "evaluations": r.evaluations}, r.training,
-                         {"space": r.space,
+                         {"space": r.space, "same_run_as": r.same_run_as,
                           "predicted_instructions": r.evolution.best.cost.latency}))
     seconds = round(say.elapsed(), 1)
     rows = [{**r, "commit": at, "run_seconds": seconds} for r in rows]
@@ -329,6 +330,8 @@ def write_table(doc: dict, path: pathlib.Path) -> None:
             short = r["method"]
         else:
             short = SubnetConfig.from_dict(r["config"]).short()
+            if r.get("same_run_as"):  # one run for two baselines (search/baselines.py)
+                short += f" ({r['same_run_as']}'s run)"
         arena = r.get("arena_to_give") or r.get("measured_arena")
         target = f"{r['arena_on_target']:,}" if r.get("arena_on_target") else "–"
         ins = r.get("instructions") or r.get("predicted_instructions")

@@ -45,6 +45,18 @@ class BaselineResult:
     evaluations: int
     training: object = None  # fit.FitResult of the winner's own training
     quantisation: dict | None = None
+    same_run_as: str | None = None  # the earlier baseline whose run this one is
+
+
+def run_key(space: SearchSpace, epochs: float, evolution) -> str:
+    """What decides a baseline's run once its space is chosen (with the base space, data,
+    budgets, settings and seed, which one benchmark cell shares): two baselines with the
+    same key train the same supernet and search it the same way, seeded and deterministic,
+    so they end with the same model (bit for bit, unless a time limit ends the final
+    training after a different number of epochs)."""
+    import json
+    return json.dumps([space.to_dict(), round(epochs, 9), dataclasses.asdict(evolution)],
+                      sort_keys=True)
 
 
 def _fits_somewhere(space: SearchSpace, budgets: Budgets, costs: CostModel) -> bool:
@@ -98,43 +110,58 @@ def run_baseline(method: str, base: SearchSpace, data, budgets: Budgets, workdir
                  training_steps: int, evaluations: int,
                  settings: SearchSettings = SearchSettings(), seed: int = 0,
                  progress=None, executor=None, cost_cache: str | None = None,
-                 teacher_path: str | None = None) -> BaselineResult:
+                 teacher_path: str | None = None,
+                 runs: dict | None = None) -> BaselineResult:
     """One baseline at the given search cost (the search's SpaceEvolution.cost plus its
     evolutionary search's evaluations): its supernet trains as many steps, budget-aware
     (up to its space's largest subnet that fits), and its winner trains on its own with
-    the same recipe, teacher and epochs as the search's."""
+    the same recipe, teacher and epochs as the search's.
+
+    `runs`, shared by the baselines of one (data, budgets, settings, seed): the finished
+    runs by run_key. A baseline whose space and search are an earlier one's (AutoFormer's
+    dense space is often TinyNAS's pick, or the largest space) is that run, not a second
+    identical one of an hour or more: its result, with same_run_as naming the first."""
     from tflm_vit.search.lock import work_folder_lock
     say = progress or (lambda text: None)
     workdir, cost_cache = absolute(workdir), cost_cache and absolute(cost_cache)
     with work_folder_lock(workdir):
         return _run_baseline(method, base, data, budgets, workdir, training_steps,
                              evaluations, settings, seed, say, executor, cost_cache,
-                             teacher_path)
+                             teacher_path, runs)
 
 
 def _run_baseline(method, base, data, budgets, workdir, training_steps, evaluations,
-                  settings, seed, say, executor, cost_cache, teacher_path) -> BaselineResult:
+                  settings, seed, say, executor, cost_cache, teacher_path,
+                  runs) -> BaselineResult:
     from tflm_vit.train import SUPERNET_RECIPE
     costs, train, val, teacher = prepare(base, data, budgets, workdir, settings, seed, say,
                                          executor, cost_cache, teacher_path)
     space = choose_space(method, base, budgets, costs, settings.spaces.samples, seed)
     space = space.clipped(costs.largest_within(budgets, space))
-    net = seeded_supernet(base, seed)
     epochs = training_steps * SUPERNET_RECIPE.batch_size / len(train.y_train)
-    train_space(net, space, train, epochs, seed, os.path.join(workdir, f"{method}_supernet.npz"),
-                say, method, teacher)
     if method == "random":
         evo_settings = dataclasses.replace(settings.evolution, population=evaluations,
                                            generations=1)  # one random generation
     else:
         evo_settings = dataclasses.replace(settings.evolution, max_evaluations=evaluations,
                                            generations=10 * settings.evolution.generations)
+    key = run_key(space, epochs, evo_settings)
+    if runs is not None and key in runs:
+        first = runs[key]
+        say(f"{method}: the same space and search as {first.method}: its run")
+        return dataclasses.replace(first, method=method, same_run_as=first.method)
+    net = seeded_supernet(base, seed)
+    train_space(net, space, train, epochs, seed, os.path.join(workdir, f"{method}_supernet.npz"),
+                say, method, teacher)
     evo, training, d, acc, quant = finish(net, space, train, val, data, budgets, costs,
                                           workdir, settings, seed, say, method, evo_settings,
                                           teacher)
     desc = "the whole base space" if method == "random" else _describe(base, space)
-    return BaselineResult(method, desc, evo, d, acc, training_steps, evo.evaluations,
-                          training, quant)
+    result = BaselineResult(method, desc, evo, d, acc, training_steps, evo.evaluations,
+                            training, quant)
+    if runs is not None:
+        runs[key] = result
+    return result
 
 
 def _describe(base: SearchSpace, space: SearchSpace) -> str:
