@@ -13,7 +13,8 @@ import dataclasses
 
 from tflm_vit.converters import model_io as mio
 from tflm_vit.converters import patterns as pat
-from tflm_vit.converters import fold_bias, split_qkv, static_batch
+from tflm_vit.converters import (fold_bias, layout_chains, one_channel_depthwise, split_qkv,
+                                  static_batch)
 from tflm_vit.converters.rewrites import NewOp, Rewriter, Settings, Unmappable
 from tflm_vit.errors import ConversionError
 from tflm_vit import ops
@@ -225,6 +226,14 @@ def convert(model, *, fuse_mlp: bool = True, gelu: str = "table",
     if split:
         notes.append(f"{split} fused qkv projections split into q, k and v "
                      "(converters/split_qkv.py)")
+    convs = one_channel_depthwise.depthwise_to_conv(editable)
+    if convs:
+        notes.append(f"{convs} one-channel DEPTHWISE_CONV_2D made CONV_2D "
+                     "(converters/one_channel_depthwise.py)")
+    chains = layout_chains.collapse_layout_chains(editable)
+    if chains:
+        notes.append(f"{chains} TRANSPOSE/RESHAPE chains that move no element made one "
+                     "RESHAPE (converters/layout_chains.py)")
     if notes:  # the rewrites below index the model as written: write it, read it back
         data, info = load_model(mio.build(editable))
         editable = mio.read(data)

@@ -121,6 +121,12 @@ def copy_builtin_options(src: me.Operator, dst: me.Operator) -> None:
     dst._fb.builtinOptionsType = src._fb.builtinOptionsType
 
 
+def set_builtin_options(op: me.Operator, options, kind: int) -> None:
+    """A builtin op's options: a schema *OptionsT object and its BuiltinOptions kind."""
+    op._fb.builtinOptions = options
+    op._fb.builtinOptionsType = kind
+
+
 def set_custom_options(op: me.Operator, data: bytes) -> None:
     """A custom op's options, as a FlexBuffers map (tflm_vit/twins/options.py)."""
     op._fb.customOptions = list(data)

@@ -401,7 +401,9 @@ def _linears(g: _Graph, taken: set) -> list[Match]:
 def _patch_embeddings(g: _Graph) -> list[Match]:
     """CONV_2D -> RESHAPE to tokens -> ADD(position embedding constant); with a class
     token, CONCATENATION(token, tokens) comes between RESHAPE and ADD and the match ends
-    at the RESHAPE (the class token and the ADD stay stock ops)."""
+    at the RESHAPE (the class token and the ADD stay stock ops). Before the
+    CONCATENATION may come an int8 -> int8 QUANTIZE (ai-edge-quantizer's move to the
+    concatenation's scale), which stays stock too."""
     found = []
     for op in g.info.ops:
         if op.name != "CONV_2D" or len(g.act_inputs(op.index)) != 1:
@@ -410,10 +412,14 @@ def _patch_embeddings(g: _Graph) -> list[Match]:
         if r is None:
             continue
         a = g.only_consumer(g.out(r), "ADD")
+        tokens = g.out(r)
+        q = g.only_consumer(tokens, "QUANTIZE")
+        if q is not None and g.info.tensors[g.out(q)].dtype == g.info.tensors[tokens].dtype:
+            tokens = g.out(q)  # a requantisation on the way to the class token
         if a is not None and len(g.act_inputs(a)) == 1:
             found.append(Match(PATCH_EMBEDDING, (op.index, r, a), g.act_inputs(op.index)[0],
                                g.out(a)))
-        elif g.only_consumer(g.out(r), "CONCATENATION") is not None:
+        elif g.only_consumer(tokens, "CONCATENATION") is not None:
             found.append(Match(PATCH_EMBEDDING, (op.index, r), g.act_inputs(op.index)[0],
                                g.out(r)))
     return found

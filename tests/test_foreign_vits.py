@@ -251,23 +251,53 @@ def timm_stock():
     return TIMM_TINY.read_bytes()
 
 
-def test_a_timm_vit_through_litert_torch_converts_all_but_its_patch_embedding(timm_stock):
-    # PyTorch's route (tflm_vit/torch_export.py, in a torch environment): LayerNorm as
-    # litert-torch decomposes it (RESHAPEs between, no keep_dims), attention from one
-    # fused qkv projection cut by SLICE with the scale's root on q and on k and the scores
-    # reshaped around SOFTMAX, the builtin GELU in the MLP, the head. The patch embedding
-    # (DEPTHWISE_CONV_2D over one channel between NCHW transposes) stays stock, and
-    # without --keep-unmapped the converter names it.
+def test_a_timm_vit_through_litert_torch_converts_to_our_ops(timm_stock):
+    # PyTorch's route (tflm_vit/torch_export.py, in a torch environment): the patch
+    # embedding as a DEPTHWISE_CONV_2D over the one channel between NCHW transposes,
+    # then an int8 -> int8 QUANTIZE to the class token's scale; LayerNorm as litert-torch
+    # decomposes it (RESHAPEs between, no keep_dims), attention from one fused qkv
+    # projection cut by SLICE with the scale's root on q and on k and the scores reshaped
+    # around SOFTMAX, the builtin GELU in the MLP, the head. What stays stock: the input's
+    # NCHW -> NHWC RESHAPE, that QUANTIZE, the class token (CONCATENATION, the SLICE that
+    # takes it out) and the ADDs; without --keep-unmapped the converter names them.
     from tflm_vit.errors import ConversionError
     result = conv.convert(timm_stock, keep_unmapped=True)
     counts = result.op_counts()
+    assert counts.get("TV_PATCH_EMBED") == 1
     assert counts.get("TV_LAYERNORM") == 3  # the block's two and the final one
     assert counts.get("TV_ATTENTION") == 1 and counts.get("TV_MLP") == 1
     assert any("fused qkv projections split" in note for note in result.notes)
+    assert any("DEPTHWISE_CONV_2D made CONV_2D" in note for note in result.notes)
+    assert any("chains that move no element" in note for note in result.notes)
     assert all(g.verified for g in result.rewritten)
+    assert _left(result) == {"RESHAPE", "QUANTIZE", "CONCATENATION", "ADD", "SLICE"}
     assert result.top1_agreement_with_stock == 1.0
-    with pytest.raises(ConversionError, match=r"op 1 \(DEPTHWISE_CONV_2D\)"):
+    with pytest.raises(ConversionError, match=r"op 0 \(RESHAPE\)"):
         conv.convert(timm_stock)
+
+
+def test_pytorch_patch_layout_made_conv_and_reshape_changes_no_output(timm_stock):
+    # converters/one_channel_depthwise.py and layout_chains.py: the DEPTHWISE_CONV_2D over
+    # one channel as CONV_2D and TRANSPOSE -> RESHAPE -> TRANSPOSE as one RESHAPE compute
+    # the model's own numbers, bit for bit (in the wheel, the builtin GELU as the
+    # verification's table op in both); a TRANSPOSE that moves elements stays.
+    from tflm_vit.converters import layout_chains, one_channel_depthwise
+    editable = mio.read(timm_stock)
+    assert one_channel_depthwise.depthwise_to_conv(editable) == 1
+    assert layout_chains.collapse_layout_chains(editable) == 1
+    canonical = mio.build(editable)
+    before = [op.name for op in load_model(timm_stock)[1].ops]
+    after = [op.name for op in load_model(canonical)[1].ops]
+    assert after[:3] == ["RESHAPE", "CONV_2D", "RESHAPE"]
+    assert before[:5] == ["RESHAPE", "DEPTHWISE_CONV_2D", "TRANSPOSE", "RESHAPE", "TRANSPOSE"]
+    # the attention's head transposes move elements: they stay
+    assert after.count("TRANSPOSE") == before.count("TRANSPOSE") - 2 > 0
+    runs = []
+    for data in (timm_stock, canonical):
+        baseline, _ = conv.wheel_baseline(data, load_model(data)[1], conv.Settings())
+        x = np.random.default_rng(2).integers(-128, 128, (4, 1, 16, 16), dtype=np.int8)
+        runs.append(runtime.invoke(baseline, x))
+    assert np.array_equal(*runs)
 
 
 def test_splitting_a_fused_qkv_projection_changes_no_output(timm_stock):
