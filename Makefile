@@ -29,8 +29,14 @@ $(BIN)/python:
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q $(BUILD_REQS)
 
+# keras_hub's ViT, for its foreign-ViT test: keras-hub's install pulls a second TensorFlow
+# in through tensorflow-text, which its ViT never imports, so it comes without its
+# dependencies, with the two its import needs.
+KERAS_HUB := keras-hub==0.32.0 regex==2026.12.2 tokenizers==0.23.3
+
 install: $(BIN)/python host-deps
 	$(BIN)/python -m pip install -q --no-build-isolation ".[test]"
+	$(BIN)/python -m pip install -q --no-deps $(KERAS_HUB)
 
 # Installs flatbuffers' headers with apt when no flexbuffers.h is at hand (root, or sudo
 # without a password); otherwise says which package to install.

@@ -228,8 +228,6 @@ def test_convert_takes_a_free_batch_model_and_says_it_made_it_static(free_batch)
 
 
 def test_keras_hub_vit_converts_with_only_the_class_token_and_adds_left():
-    pytest.importorskip("keras_hub",
-                        reason="keras_hub is not installed (optional: see model_zoo.keras_hub_vit)")
     import keras
     keras.utils.set_random_seed(0)
     stock = model_zoo.int8_tflite(model_zoo.keras_hub_vit(image=16, dim=32, heads=2,

@@ -201,8 +201,7 @@ def keras_hub_vit(image: int = 28, channels: int = 1, patch: int = 4, dim: int =
     """keras_hub's ViTBackbone (class token, learned positions, exact GELU), random
     weights, with a Dense head on the class token. keras_hub is optional: its ViT needs
     none of the text packages its install pulls in (`pip install --no-deps keras-hub
-    kagglehub kagglesdk tokenizers sentencepiece tqdm regex` keeps this environment's
-    TensorFlow)."""
+    regex tokenizers`, as `make install` does, keeps this environment's TensorFlow)."""
     import keras
     try:
         import keras_hub
