@@ -27,6 +27,7 @@ it ran at) live in build/bench_search/<scale>/, with one architecture-cost cache
 board target. --full gives MCUFormer's scale.
 
 Run: .venv/bin/python bench/search.py [--seeds 3] [--boards stm32f401,...] [--full] [--smoke]
+     .venv/bin/python bench/search.py --finished   (what is finished so far, nothing run)
      .venv/bin/python bench/search.py --recost   (the committed seed-0 models re-costed)
 """
 
@@ -125,11 +126,12 @@ class _Clock:
 
 
 def run_one(base, data, board, seed, s: SearchSettings, scale: str, say, at: str,
-            jobs=None) -> list[dict]:
+            jobs=None, finished_only: bool = False) -> list[dict] | None:
     """Ours, then every baseline at ours' cost, at one (board, seed); the rows are kept in
     the work folder, each with `at`, the commit of the code this process runs (stamped
     when it started: later commits in the checkout do not change the code it loaded),
-    and its seconds."""
+    and its seconds. finished_only: the kept rows, or None when the cell is not finished
+    (nothing is run)."""
     budgets = board.budgets()
     work = WORK / scale / f"{board.name}_seed{seed}"
     done = work / "rows.json"
@@ -137,7 +139,10 @@ def run_one(base, data, board, seed, s: SearchSettings, scale: str, say, at: str
         kept = json.loads(done.read_text())
         if kept["settings"] == json.loads(json.dumps(s.to_dict())):
             return kept["rows"]
-        say(f"{done}: other settings; running again")
+        if not finished_only:
+            say(f"{done}: other settings; running again")
+    if finished_only:
+        return None
     cache = str(WORK / scale / f"costs_{budgets.target}_{budgets.cpu}.jsonl")
     work.mkdir(parents=True, exist_ok=True)
     say = _Clock(work / "elapsed.json", say)
@@ -178,7 +183,8 @@ def _teacher(data, s: SearchSettings, seed: int, say):
     return train, val, teacher
 
 
-def cnn_row(data, board, seed, s: SearchSettings, scale: str, say, at: str) -> dict:
+def cnn_row(data, board, seed, s: SearchSettings, scale: str, say, at: str,
+            finished_only: bool = False) -> dict | None:
     """MCUNet's MobileNetV2-like CNN at one (board, seed): the member with the most MACs
     that fits the board, trained with the search's recipe, teacher and final epochs."""
     budgets = board.budgets()
@@ -186,6 +192,8 @@ def cnn_row(data, board, seed, s: SearchSettings, scale: str, say, at: str) -> d
     kept = json.loads(path.read_text()) if path.exists() else None
     if kept and kept.get("settings") == json.loads(json.dumps(s.to_dict())):
         return kept
+    if finished_only:
+        return None
     members = WORK / scale / "cnn_members.json"  # architecture -> MACs, flash, arena
     cache = json.loads(members.read_text()) if members.exists() else {}
     say = _Clock(WORK / scale / f"cnn_{board.name}_seed{seed}.elapsed.json", say)
@@ -208,7 +216,8 @@ def cnn_row(data, board, seed, s: SearchSettings, scale: str, say, at: str) -> d
     return row
 
 
-def floor_rows(data, boards, seed, s: SearchSettings, scale: str, say, at: str) -> list[dict]:
+def floor_rows(data, boards, seed, s: SearchSettings, scale: str, say, at: str,
+               finished_only: bool = False) -> list[dict]:
     """Logistic regression and the MLP, trained once per seed (they do not depend on the
     board) and reported at each board with whether they fit its budgets."""
     out = []
@@ -216,6 +225,8 @@ def floor_rows(data, boards, seed, s: SearchSettings, scale: str, say, at: str) 
         path = WORK / scale / f"{kind}_seed{seed}.json"
         kept = json.loads(path.read_text()) if path.exists() else None
         if not (kept and kept.get("settings") == json.loads(json.dumps(s.to_dict()))):
+            if finished_only:
+                continue
             clock = _Clock(WORK / scale / f"{kind}_seed{seed}.elapsed.json", say)
             train, val, teacher = _teacher(data, s, seed, clock)
             clock(f"{kind}: training up to {s.finetune_epochs} epochs")
@@ -233,6 +244,27 @@ def floor_rows(data, boards, seed, s: SearchSettings, scale: str, say, at: str) 
                         "gating": False, "fits": fits,
                         **{k: v for k, v in kept.items() if k != "settings"}})
     return out
+
+
+def finished_cells(boards, seeds: int, s: SearchSettings, scale: str):
+    """(rows, unfinished cells): the rows of every (board, seed) cell the work folders
+    hold finished at settings `s` (the search and baselines, the CNN when it finished,
+    the floors at the boards with a finished cell), and "board seed n" for the rest.
+    Nothing is run."""
+    runs, unfinished = [], []
+    for seed in range(seeds):
+        at_seed = []
+        for b in boards:
+            rows = run_one(None, None, b, seed, s, scale, None, "", finished_only=True)
+            if rows is None:
+                unfinished.append(f"{b.name} seed {seed}")
+                continue
+            at_seed.append(b)
+            runs += rows
+            cnn = cnn_row(None, b, seed, s, scale, None, "", finished_only=True)
+            runs += [cnn] if cnn else []
+        runs += floor_rows(None, at_seed, seed, s, scale, None, "", finished_only=True)
+    return runs, unfinished
 
 
 def hours(runs: list[dict]) -> float:
@@ -297,6 +329,9 @@ def write_table(doc: dict, path: pathlib.Path) -> None:
              f"{doc['hours_in_all']} h of runs in all on this machine (2 CPU cores; runs "
              f"computed at commits {', '.join(sorted({r['commit'] for r in doc['runs']}))}). "
              "Every top-1 is the int8 model in TFLM on the full test set (10,000 images).", "",
+             *([f"**Partial** (`--finished`): the cells the work folders held finished; "
+                f"not yet run: {', '.join(doc['unfinished'])}.", ""]
+               if doc.get("unfinished") else []),
              "| board | budgets (arena / flash / instructions) |", "|---|---|"]
     for b in doc["boards"]:
         lines.append(f"| {b['part']} ({b['cpu']}, {b['clock_mhz']} MHz) | "
@@ -495,6 +530,10 @@ def main(argv=None) -> int:
                        help="tiny settings, printed only: checks the script runs")
     p.add_argument("--ray-address", help="run the jobs on this Ray cluster")
     p.add_argument("--no-ray", action="store_true", help="run every job in this process")
+    p.add_argument("--finished", action="store_true",
+                   help="publish the (board, seed) cells the work folders hold finished, "
+                        "running nothing: a partial table, its claims checked on those cells, "
+                        "the cells not yet run listed")
     p.add_argument("--recost", action="store_true",
                    help="re-cost the committed table's seed-0 models from their configs "
                         "and print (a cheap check that the code still gives its figures)")
@@ -517,19 +556,26 @@ def main(argv=None) -> int:
         print(text, file=sys.stderr, flush=True)
 
     from tflm_vit.search.parallel import executor
-    runs = []
-    with executor(a.ray_address, use_ray=not a.no_ray) as jobs:
-        for seed in range(a.seeds):
-            for b in boards:
-                say(f"== {b.name}, seed {seed}")
-                runs += run_one(base, data, b, seed, s, name, say, origin["commit"], jobs)
-                runs.append(cnn_row(data, b, seed, s, name, say, origin["commit"]))
-            runs += floor_rows(data, boards, seed, s, name, say, origin["commit"])
+    runs, unfinished = [], []
+    if a.finished:  # what the work folders hold, nothing run
+        runs, unfinished = finished_cells(boards, a.seeds, s, name)
+        if not runs:
+            say(f"no (board, seed) cell finished yet in {WORK / name}: run without --finished")
+            return 2
+    else:
+        with executor(a.ray_address, use_ray=not a.no_ray) as jobs:
+            for seed in range(a.seeds):
+                for b in boards:
+                    say(f"== {b.name}, seed {seed}")
+                    runs += run_one(base, data, b, seed, s, name, say, origin["commit"], jobs)
+                    runs.append(cnn_row(data, b, seed, s, name, say, origin["commit"]))
+                runs += floor_rows(data, boards, seed, s, name, say, origin["commit"])
     checks = on_target(runs, say)
     summ = summary(runs)
     doc = {**origin, "scale": name, "seeds": a.seeds, "settings": s.to_dict(),
            "boards": [b.to_dict() for b in boards], "hours_in_all": hours(runs),
-           "runs": runs, "summary": summ, "problems": problems(runs, summ) + checks}
+           "runs": runs, "summary": summ, "unfinished": unfinished,
+           "problems": problems(runs, summ) + checks}
     return publish(doc, "search", a.smoke, lambda: (write_table(doc, RESULTS / "search.md"),
                                                     plot(doc, RESULTS / "search.png")))
 

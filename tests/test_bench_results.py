@@ -148,3 +148,37 @@ def test_search_models_recost_to_their_committed_figures():
                                                    "tinynas", "mobilenetv2_cnn"}
     vits = [r for r in doc["rows"] if r["method"] != "mobilenetv2_cnn"]
     assert vits and all(0 < r["arena_on_target"] <= r["sram_budget"] for r in vits)
+
+
+def test_search_finished_publishes_only_finished_cells(tmp_path, monkeypatch):
+    # `bench/search.py --finished` (a partial table while the 40-hour benchmark is under
+    # way): a cell counts when its work folder holds its rows at the table's settings;
+    # one kept at other settings is unfinished, as is one never started; the CNN and the
+    # floors come with the finished cells only.
+    import importlib.util
+    monkeypatch.syspath_prepend(str(REPO / "bench"))
+    spec = importlib.util.spec_from_file_location("bench_search", REPO / "bench" / "search.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    monkeypatch.setattr(bench, "WORK", tmp_path)
+    s = bench.settings("committed")
+    here = tmp_path / "committed"
+    ours = {"method": "mcuformer", "board": "stm32f401", "seed": 0, "top1": 0.9}
+    (here / "stm32f401_seed0").mkdir(parents=True)
+    (here / "stm32f401_seed0" / "rows.json").write_text(json.dumps(
+        {"settings": s.to_dict(), "rows": [ours]}))
+    (here / "stm32f411_seed0").mkdir()
+    (here / "stm32f411_seed0" / "rows.json").write_text(json.dumps(
+        {"settings": {**s.to_dict(), "finetune_epochs": 1}, "rows": [ours]}))
+    cnn = {"method": bench.CNN, "top1": 0.91, "settings": s.to_dict()}
+    (here / "cnn_stm32f401_seed0.json").write_text(json.dumps(cnn))
+    floor = {"top1": 0.84, "flash": 1, "measured_arena": 1, "settings": s.to_dict()}
+    (here / "logistic_regression_seed0.json").write_text(json.dumps(floor))
+    boards = [bench.find_board(b) for b in bench.BOARDS]
+    runs, unfinished = bench.finished_cells(boards, 2, s, "committed")
+    assert unfinished == ["stm32f411 seed 0", "stm32f746 seed 0", "stm32f401 seed 1",
+                          "stm32f411 seed 1", "stm32f746 seed 1"]
+    assert [(r["method"], r.get("board")) for r in runs] == [
+        ("mcuformer", "stm32f401"), (bench.CNN, None),
+        ("logistic_regression", "stm32f401")]
+    assert runs[2]["fits"] and runs[2]["top1"] == 0.84
