@@ -197,6 +197,20 @@ def _check_convertible(info) -> None:
                               "our ops take fully int8 models (tflm-vit export)")
 
 
+# Rewrites into the forms the patterns read, each bit for bit or said where not (the
+# note names the module and its count).
+_BEFORE_PATTERNS = (
+    (fold_bias.fold_bias_adds, "{n} bias ADDs folded into the FULLY_CONNECTED before them "
+                               "(converters/fold_bias.py)"),
+    (split_qkv.split_fused_qkv, "{n} fused qkv projections split into q, k and v "
+                                "(converters/split_qkv.py)"),
+    (one_channel_depthwise.depthwise_to_conv, "{n} one-channel DEPTHWISE_CONV_2D made "
+                                              "CONV_2D (converters/one_channel_depthwise.py)"),
+    (layout_chains.collapse_layout_chains, "{n} TRANSPOSE/RESHAPE chains that move no "
+                                           "element made one RESHAPE "
+                                           "(converters/layout_chains.py)"))
+
+
 def convert(model, *, fuse_mlp: bool = True, gelu: str = "table",
             sqrt_iterations: int | None = None, overwrite_image: bool = True,
             keep_unmapped: bool = False, verify: bool = True, samples=None) -> Conversion:
@@ -218,22 +232,10 @@ def convert(model, *, fuse_mlp: bool = True, gelu: str = "table",
         folded = static_batch.make_static(editable)
         notes.append(f"made static at batch 1: the free batch fixed, {folded} shape ops "
                      "folded into constants (converters/static_batch.py)")
-    biases = fold_bias.fold_bias_adds(editable)
-    if biases:
-        notes.append(f"{biases} bias ADDs folded into the FULLY_CONNECTED before them "
-                     "(converters/fold_bias.py)")
-    split = split_qkv.split_fused_qkv(editable)
-    if split:
-        notes.append(f"{split} fused qkv projections split into q, k and v "
-                     "(converters/split_qkv.py)")
-    convs = one_channel_depthwise.depthwise_to_conv(editable)
-    if convs:
-        notes.append(f"{convs} one-channel DEPTHWISE_CONV_2D made CONV_2D "
-                     "(converters/one_channel_depthwise.py)")
-    chains = layout_chains.collapse_layout_chains(editable)
-    if chains:
-        notes.append(f"{chains} TRANSPOSE/RESHAPE chains that move no element made one "
-                     "RESHAPE (converters/layout_chains.py)")
+    for rewrite, what in _BEFORE_PATTERNS:
+        n = rewrite(editable)
+        if n:
+            notes.append(what.format(n=n))
     if notes:  # the rewrites below index the model as written: write it, read it back
         data, info = load_model(mio.build(editable))
         editable = mio.read(data)
