@@ -22,9 +22,12 @@ chosen ViT that does not run on the emulated CPU (TFLM + CMSIS-NN with our ops, 
 exactly its arena with the wheel's output, the search's mean test top-1 below a
 baseline's at a board, or below its target (0.88 on the small board, 0.90 on the others).
 
-Work folders (resumable; a finished (board, seed) is not redone, and records the commit
-it ran at) live in build/bench_search/<scale>/, with one architecture-cost cache per
-board target. --full gives MCUFormer's scale.
+Each finished method's row is kept at once in bench/results/search_cells/<scale>/
+(committed: the benchmark takes about 40 hours on 2 cores, longer than a machine lives,
+so a fresh clone resumes from the methods kept there, never running one again); it
+records the commit it ran at and its seconds. Work in progress (checkpoints, the
+architecture-cost cache of each board target, clocks) lives in build/bench_search/<scale>/
+and resumes an interrupted method on the same machine. --full gives MCUFormer's scale.
 
 Run: .venv/bin/python bench/search.py [--seeds 3] [--boards stm32f401,...] [--full] [--smoke]
      .venv/bin/python bench/search.py --finished   (what is finished so far, nothing run)
@@ -46,7 +49,7 @@ RESULTS = REPO / "bench" / "results"
 
 from tflm_vit.errors import BudgetError  # noqa: E402
 from tflm_vit.search import cnn_baseline, floors  # noqa: E402
-from tflm_vit.search.baselines import METHODS, run_baseline  # noqa: E402
+from tflm_vit.search.baselines import METHODS, baseline_key, run_baseline  # noqa: E402
 from tflm_vit.search.boards import board as find_board  # noqa: E402
 from tflm_vit.search.evolution import EvolutionSettings  # noqa: E402
 from tflm_vit.search.run import SearchSettings, run_search  # noqa: E402
@@ -56,7 +59,8 @@ from tflm_vit.twins import options  # noqa: E402
 
 BOARDS = ("stm32f401", "stm32f411", "stm32f746")  # small, mid, MCUFormer's
 TARGET_TOP1 = {"stm32f401": 0.88, "stm32f411": 0.90, "stm32f746": 0.90}
-WORK = REPO / "build" / "bench_search"
+WORK = REPO / "build" / "bench_search"  # work in progress: checkpoints, caches, clocks
+CELLS = RESULTS / "search_cells"  # finished rows (store())
 
 
 def settings(scale: str) -> SearchSettings:
@@ -125,50 +129,85 @@ class _Clock:
         self.report(text)
 
 
+def store(scale: str) -> pathlib.Path:
+    """Where finished rows are kept, one file a (board, seed, method): for the published
+    scales committed beside the results (bench/results/search_cells/<scale>/), because
+    the benchmark outlasts a machine (about 40 hours on 2 cores): whoever runs it next,
+    on a fresh clone, resumes from the methods already there; for --smoke the work
+    folder."""
+    return WORK / scale if scale == "smoke" else CELLS / scale
+
+
+def _kept(path: pathlib.Path, s: SearchSettings) -> dict | None:
+    """The row kept at `path` when it was made at settings `s`."""
+    if not path.exists():
+        return None
+    kept = json.loads(path.read_text())
+    return kept["row"] if kept["settings"] == json.loads(json.dumps(s.to_dict())) else None
+
+
+def _keep(path: pathlib.Path, s: SearchSettings, row: dict) -> dict:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")  # never half a file: a row is there whole or not at all
+    tmp.write_text(json.dumps({"settings": s.to_dict(), "row": row}, indent=1))
+    tmp.replace(path)
+    return row
+
+
 def run_one(base, data, board, seed, s: SearchSettings, scale: str, say, at: str,
             jobs=None, finished_only: bool = False) -> list[dict] | None:
-    """Ours, then every baseline at ours' cost, at one (board, seed); the rows are kept in
-    the work folder, each with `at`, the commit of the code this process runs (stamped
-    when it started: later commits in the checkout do not change the code it loaded),
-    and its seconds. finished_only: the kept rows, or None when the cell is not finished
-    (nothing is run)."""
+    """Ours, then every baseline at ours' cost, at one (board, seed). Each method's row
+    is kept (store()) as soon as it is finished, with `at`, the commit of the code this
+    process runs (stamped when it started: later commits in the checkout do not change
+    the code it loaded), and its seconds; a kept method is not run again. A baseline
+    whose run (space and search: baselines.baseline_key) a kept row's is, is that row,
+    named as such, not a second identical run. finished_only: the rows when every method
+    is kept, else None (nothing is run)."""
     budgets = board.budgets()
+    cell = store(scale) / f"{board.name}_seed{seed}"
+    methods = ("mcuformer", *METHODS)
+    rows = {m: _kept(cell / f"{m}.json", s) for m in methods}
+    if all(rows.values()) or finished_only:
+        return [rows[m] for m in methods] if all(rows.values()) else None
     work = WORK / scale / f"{board.name}_seed{seed}"
-    done = work / "rows.json"
-    if done.exists():
-        kept = json.loads(done.read_text())
-        if kept["settings"] == json.loads(json.dumps(s.to_dict())):
-            return kept["rows"]
-        if not finished_only:
-            say(f"{done}: other settings; running again")
-    if finished_only:
-        return None
     cache = str(WORK / scale / f"costs_{budgets.target}_{budgets.cpu}.jsonl")
     work.mkdir(parents=True, exist_ok=True)
-    say = _Clock(work / "elapsed.json", say)
-    ours = run_search(base, data, budgets, str(work / "mcuformer"), s, seed, say, jobs, cache)
-    steps, evaluations = ours.search_cost["training_steps"], ours.search_cost["evaluations"]
-    rows = [_row("mcuformer", board, budgets, seed, ours.config, ours.accuracy,
-                 ours.deployment, ours.search_cost, ours.training,
-                 {"space": ours.space_point["description"],
-                  "predicted_instructions": ours.evolution.best.cost.latency})]
-    runs: dict = {}  # baselines with the same space and search are one run
+    if rows["mcuformer"] is None:
+        clock = _Clock(work / "mcuformer.elapsed.json", say)
+        ours = run_search(base, data, budgets, str(work / "mcuformer"), s, seed, clock, jobs,
+                          cache)
+        rows["mcuformer"] = _keep(cell / "mcuformer.json", s, {
+            **_row("mcuformer", board, budgets, seed, ours.config, ours.accuracy,
+                   ours.deployment, ours.search_cost, ours.training,
+                   {"space": ours.space_point["description"],
+                    "predicted_instructions": ours.evolution.best.cost.latency}),
+            "commit": at, "run_seconds": round(clock.elapsed(), 1)})
+    steps, evaluations = rows["mcuformer"]["training_steps"], rows["mcuformer"]["evaluations"]
     for method in METHODS:
-        try:
-            r = run_baseline(method, base, data, budgets, str(work / method), steps,
-                             evaluations, s, seed, say, jobs, cache, runs=runs)
-        except BudgetError as e:  # e.g. the largest space at a tight budget: no model
-            rows.append(_no_model(method, board, budgets, seed, e))
+        if rows[method]:
             continue
-        rows.append(_row(method, board, budgets, seed, r.evolution.best.config, r.accuracy,
-                         r.deployment, {"training_steps": r.training_steps,
-                                        "evaluations": r.evaluations}, r.training,
-                         {"space": r.space, "same_run_as": r.same_run_as,
-                          "predicted_instructions": r.evolution.best.cost.latency}))
-    seconds = round(say.elapsed(), 1)
-    rows = [{**r, "commit": at, "run_seconds": seconds} for r in rows]
-    done.write_text(json.dumps({"settings": s.to_dict(), "rows": rows}, indent=1))
-    return rows
+        clock = _Clock(work / f"{method}.elapsed.json", say)
+        try:
+            key = baseline_key(method, base, data, budgets, steps, evaluations, cache, s,
+                               seed, jobs)
+        except BudgetError as e:  # e.g. the largest space at a tight budget: no model
+            row = _no_model(method, board, budgets, seed, e)
+        else:
+            first = next((r for r in rows.values() if r and r.get("run_key") == key), None)
+            if first:
+                clock(f"{method}: the same space and search as {first['method']}: its run")
+                row = {**first, "method": method, "same_run_as": first["method"]}
+            else:
+                r = run_baseline(method, base, data, budgets, str(work / method), steps,
+                                 evaluations, s, seed, clock, jobs, cache)
+                row = _row(method, board, budgets, seed, r.evolution.best.config, r.accuracy,
+                           r.deployment, {"training_steps": r.training_steps,
+                                          "evaluations": r.evaluations}, r.training,
+                           {"space": r.space, "run_key": r.key,
+                            "predicted_instructions": r.evolution.best.cost.latency})
+        rows[method] = _keep(cell / f"{method}.json", s, {
+            **row, "commit": at, "run_seconds": round(clock.elapsed(), 1)})
+    return [rows[m] for m in methods]
 
 
 CNN = "mobilenetv2_cnn"  # reported beside the others, never gating
@@ -188,12 +227,10 @@ def cnn_row(data, board, seed, s: SearchSettings, scale: str, say, at: str,
     """MCUNet's MobileNetV2-like CNN at one (board, seed): the member with the most MACs
     that fits the board, trained with the search's recipe, teacher and final epochs."""
     budgets = board.budgets()
-    path = WORK / scale / f"cnn_{board.name}_seed{seed}.json"
-    kept = json.loads(path.read_text()) if path.exists() else None
-    if kept and kept.get("settings") == json.loads(json.dumps(s.to_dict())):
+    path = store(scale) / f"{board.name}_seed{seed}" / f"{CNN}.json"
+    kept = _kept(path, s)
+    if kept or finished_only:
         return kept
-    if finished_only:
-        return None
     members = WORK / scale / "cnn_members.json"  # architecture -> MACs, flash, arena
     cache = json.loads(members.read_text()) if members.exists() else {}
     say = _Clock(WORK / scale / f"cnn_{board.name}_seed{seed}.elapsed.json", say)
@@ -202,6 +239,7 @@ def cnn_row(data, board, seed, s: SearchSettings, scale: str, say, at: str,
     except BudgetError as e:
         row = _no_model(CNN, board, budgets, seed, e)
     else:
+        members.parent.mkdir(parents=True, exist_ok=True)
         members.write_text(json.dumps(cache))
         train, val, teacher = _teacher(data, s, seed, say)
         say(f"{CNN}: training {config.short()} up to {s.finetune_epochs} epochs")
@@ -209,11 +247,9 @@ def cnn_row(data, board, seed, s: SearchSettings, scale: str, say, at: str,
             config, train, val, data.x_test, data.y_test, s.finetune_epochs, s.recipe,
             teacher, seed, str(WORK / scale / f"cnn_{board.name}_seed{seed}"), say),
                "config": dataclasses.asdict(config)}
-    row = {"method": CNN, **_budget_fields(board, budgets), "seed": seed, "gating": False,
-           **row, "settings": s.to_dict(), "commit": at,
-           "run_seconds": round(say.elapsed(), 1)}
-    path.write_text(json.dumps(row, indent=1))
-    return row
+    return _keep(path, s, {"method": CNN, **_budget_fields(board, budgets), "seed": seed,
+                           "gating": False, **row, "commit": at,
+                           "run_seconds": round(say.elapsed(), 1)})
 
 
 def floor_rows(data, boards, seed, s: SearchSettings, scale: str, say, at: str,
@@ -222,42 +258,42 @@ def floor_rows(data, boards, seed, s: SearchSettings, scale: str, say, at: str,
     board) and reported at each board with whether they fit its budgets."""
     out = []
     for kind in floors.FLOORS:
-        path = WORK / scale / f"{kind}_seed{seed}.json"
-        kept = json.loads(path.read_text()) if path.exists() else None
-        if not (kept and kept.get("settings") == json.loads(json.dumps(s.to_dict()))):
+        path = store(scale) / f"{kind}_seed{seed}.json"
+        kept = _kept(path, s)
+        if kept is None:
             if finished_only:
                 continue
             clock = _Clock(WORK / scale / f"{kind}_seed{seed}.elapsed.json", say)
             train, val, teacher = _teacher(data, s, seed, clock)
             clock(f"{kind}: training up to {s.finetune_epochs} epochs")
-            kept = {**floors.train_and_measure(kind, train, val, data.x_test, data.y_test,
-                                               s.finetune_epochs, s.recipe, teacher, seed,
-                                               str(WORK / scale / f"{kind}_seed{seed}"),
-                                               clock),
-                    "settings": s.to_dict(), "commit": at,
-                    "run_seconds": round(clock.elapsed(), 1)}
-            path.write_text(json.dumps(kept, indent=1))
+            kept = _keep(path, s, {
+                **floors.train_and_measure(kind, train, val, data.x_test, data.y_test,
+                                           s.finetune_epochs, s.recipe, teacher, seed,
+                                           str(WORK / scale / f"{kind}_seed{seed}"), clock),
+                "commit": at, "run_seconds": round(clock.elapsed(), 1)})
         for b in boards:
             budgets = b.budgets()
             fits = kept["flash"] <= budgets.flash and kept["measured_arena"] <= budgets.sram
             out.append({"method": kind, **_budget_fields(b, budgets), "seed": seed,
-                        "gating": False, "fits": fits,
-                        **{k: v for k, v in kept.items() if k != "settings"}})
+                        "gating": False, "fits": fits, **kept})
     return out
 
 
 def finished_cells(boards, seeds: int, s: SearchSettings, scale: str):
-    """(rows, unfinished cells): the rows of every (board, seed) cell the work folders
-    hold finished at settings `s` (the search and baselines, the CNN when it finished,
-    the floors at the boards with a finished cell), and "board seed n" for the rest.
-    Nothing is run."""
+    """(rows, unfinished cells): the rows of every (board, seed) cell whose search and
+    baselines are all kept at settings `s` (with the CNN when it finished, and the floors
+    at the boards with a finished cell), and "board seed n" for the rest, with the
+    methods kept so far. Nothing is run."""
     runs, unfinished = [], []
     for seed in range(seeds):
         at_seed = []
         for b in boards:
             rows = run_one(None, None, b, seed, s, scale, None, "", finished_only=True)
             if rows is None:
-                unfinished.append(f"{b.name} seed {seed}")
+                cell = store(scale) / f"{b.name}_seed{seed}"
+                done = [m for m in ("mcuformer", *METHODS) if _kept(cell / f"{m}.json", s)]
+                unfinished.append(f"{b.name} seed {seed}"
+                                  + (f" ({', '.join(done)} kept)" if done else ""))
                 continue
             at_seed.append(b)
             runs += rows
@@ -268,15 +304,13 @@ def finished_cells(boards, seeds: int, s: SearchSettings, scale: str):
 
 
 def hours(runs: list[dict]) -> float:
-    """The time of the whole benchmark: the wall time of every (board, seed) search and
-    its baselines, as measured when it ran, plus the reported rows' (the floors once per
-    seed, not per board)."""
-    per_run = {(r["board"], r["seed"]): r["run_seconds"] for r in runs
-               if r["method"] not in REPORTED and "run_seconds" in r}
-    cnn = sum(r.get("run_seconds", 0) for r in runs if r["method"] == CNN)
+    """The time of the whole benchmark: the wall time of every method at every (board,
+    seed), as measured when it ran (a baseline that is an earlier one's run counts only
+    the costing that found so), the floors once per seed, not per board."""
     fl = {(r["method"], r["seed"]): r.get("run_seconds", 0) for r in runs
           if r["method"] in floors.FLOORS}
-    return round((sum(per_run.values()) + cnn + sum(fl.values())) / 3600, 2)
+    rest = sum(r.get("run_seconds", 0) for r in runs if r["method"] not in floors.FLOORS)
+    return round((rest + sum(fl.values())) / 3600, 2)
 
 
 def summary(runs: list[dict]) -> list[dict]:
@@ -329,8 +363,8 @@ def write_table(doc: dict, path: pathlib.Path) -> None:
              f"{doc['hours_in_all']} h of runs in all on this machine (2 CPU cores; runs "
              f"computed at commits {', '.join(sorted({r['commit'] for r in doc['runs']}))}). "
              "Every top-1 is the int8 model in TFLM on the full test set (10,000 images).", "",
-             *([f"**Partial** (`--finished`): the cells the work folders held finished; "
-                f"not yet run: {', '.join(doc['unfinished'])}.", ""]
+             *([f"**Partial** (`--finished`): the (board, seed) cells finished so far; "
+                f"not yet finished: {', '.join(doc['unfinished'])}.", ""]
                if doc.get("unfinished") else []),
              "| board | budgets (arena / flash / instructions) |", "|---|---|"]
     for b in doc["boards"]:
@@ -560,7 +594,7 @@ def main(argv=None) -> int:
     if a.finished:  # what the work folders hold, nothing run
         runs, unfinished = finished_cells(boards, a.seeds, s, name)
         if not runs:
-            say(f"no (board, seed) cell finished yet in {WORK / name}: run without --finished")
+            say(f"no (board, seed) cell finished yet in {store(name)}: run without --finished")
             return 2
     else:
         with executor(a.ray_address, use_ray=not a.no_ray) as jobs:

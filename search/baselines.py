@@ -25,8 +25,9 @@ import numpy as np
 from tflm_vit.errors import BudgetError
 from tflm_vit.search.budgets import Budgets
 from tflm_vit.search.costs import CostModel
-from tflm_vit.search.evolution import EvolutionResult
-from tflm_vit.search.run import SearchSettings, absolute, finish, prepare, train_space
+from tflm_vit.search.evolution import EvolutionResult, EvolutionSettings
+from tflm_vit.search.run import (SearchSettings, absolute, finish, prepare, train_space,
+                                 validation_set)
 from tflm_vit.search.space_evolution import Point, candidate_space, describe, token_grid
 from tflm_vit.space import SearchSpace
 from tflm_vit.supernet.model import seeded_supernet
@@ -45,7 +46,18 @@ class BaselineResult:
     evaluations: int
     training: object = None  # fit.FitResult of the winner's own training
     quantisation: dict | None = None
-    same_run_as: str | None = None  # the earlier baseline whose run this one is
+    key: str = ""  # run_key: what decided this run
+
+
+@dataclasses.dataclass(frozen=True)
+class BaselinePlan:
+    """What a baseline runs, decided before any training: its space (clipped to its
+    largest subnet that fits), its supernet's epochs, its search's settings, and their
+    run_key."""
+    space: SearchSpace
+    epochs: float
+    evolution: EvolutionSettings
+    key: str
 
 
 def run_key(space: SearchSpace, epochs: float, evolution) -> str:
@@ -106,62 +118,71 @@ def choose_space(method: str, base: SearchSpace, budgets: Budgets, costs: CostMo
     raise ValueError(f"unknown baseline {method!r}; choose one of {', '.join(METHODS)}")
 
 
+def plan_baseline(method: str, base: SearchSpace, budgets: Budgets, costs: CostModel,
+         training_steps: int, evaluations: int, train_images: int,
+         settings: SearchSettings, seed: int) -> BaselinePlan:
+    """`method`'s run at the given search cost, before any training (BudgetError when
+    nothing of its space fits)."""
+    from tflm_vit.train import SUPERNET_RECIPE
+    space = choose_space(method, base, budgets, costs, settings.spaces.samples, seed)
+    space = space.clipped(costs.largest_within(budgets, space))
+    epochs = training_steps * SUPERNET_RECIPE.batch_size / train_images
+    if method == "random":
+        evo = dataclasses.replace(settings.evolution, population=evaluations,
+                                  generations=1)  # one random generation
+    else:
+        evo = dataclasses.replace(settings.evolution, max_evaluations=evaluations,
+                                  generations=10 * settings.evolution.generations)
+    return BaselinePlan(space, epochs, evo, run_key(space, epochs, evo))
+
+
+def baseline_key(method: str, base: SearchSpace, data, budgets: Budgets,
+                 training_steps: int, evaluations: int, cost_cache: str,
+                 settings: SearchSettings = SearchSettings(), seed: int = 0,
+                 executor=None) -> str:
+    """The run_key of `method`'s run, with no training (only architectures costed, into
+    `cost_cache`): a benchmark runs no second baseline whose key an earlier one's holds
+    (AutoFormer's dense space is often TinyNAS's pick, or the largest space): seeded and
+    deterministic, it would end with the same model after an hour or more."""
+    costs = CostModel.for_budgets(base, budgets, absolute(cost_cache), executor)
+    train, _ = validation_set(data, settings, seed)
+    return plan_baseline(method, base, budgets, costs, training_steps, evaluations,
+                         len(train.y_train), settings, seed).key
+
+
 def run_baseline(method: str, base: SearchSpace, data, budgets: Budgets, workdir: str,
                  training_steps: int, evaluations: int,
                  settings: SearchSettings = SearchSettings(), seed: int = 0,
                  progress=None, executor=None, cost_cache: str | None = None,
-                 teacher_path: str | None = None,
-                 runs: dict | None = None) -> BaselineResult:
+                 teacher_path: str | None = None) -> BaselineResult:
     """One baseline at the given search cost (the search's SpaceEvolution.cost plus its
     evolutionary search's evaluations): its supernet trains as many steps, budget-aware
     (up to its space's largest subnet that fits), and its winner trains on its own with
-    the same recipe, teacher and epochs as the search's.
-
-    `runs`, shared by the baselines of one (data, budgets, settings, seed): the finished
-    runs by run_key. A baseline whose space and search are an earlier one's (AutoFormer's
-    dense space is often TinyNAS's pick, or the largest space) is that run, not a second
-    identical one of an hour or more: its result, with same_run_as naming the first."""
+    the same recipe, teacher and epochs as the search's."""
     from tflm_vit.search.lock import work_folder_lock
     say = progress or (lambda text: None)
     workdir, cost_cache = absolute(workdir), cost_cache and absolute(cost_cache)
     with work_folder_lock(workdir):
         return _run_baseline(method, base, data, budgets, workdir, training_steps,
                              evaluations, settings, seed, say, executor, cost_cache,
-                             teacher_path, runs)
+                             teacher_path)
 
 
 def _run_baseline(method, base, data, budgets, workdir, training_steps, evaluations,
-                  settings, seed, say, executor, cost_cache, teacher_path,
-                  runs) -> BaselineResult:
-    from tflm_vit.train import SUPERNET_RECIPE
+                  settings, seed, say, executor, cost_cache, teacher_path) -> BaselineResult:
     costs, train, val, teacher = prepare(base, data, budgets, workdir, settings, seed, say,
                                          executor, cost_cache, teacher_path)
-    space = choose_space(method, base, budgets, costs, settings.spaces.samples, seed)
-    space = space.clipped(costs.largest_within(budgets, space))
-    epochs = training_steps * SUPERNET_RECIPE.batch_size / len(train.y_train)
-    if method == "random":
-        evo_settings = dataclasses.replace(settings.evolution, population=evaluations,
-                                           generations=1)  # one random generation
-    else:
-        evo_settings = dataclasses.replace(settings.evolution, max_evaluations=evaluations,
-                                           generations=10 * settings.evolution.generations)
-    key = run_key(space, epochs, evo_settings)
-    if runs is not None and key in runs:
-        first = runs[key]
-        say(f"{method}: the same space and search as {first.method}: its run")
-        return dataclasses.replace(first, method=method, same_run_as=first.method)
+    p = plan_baseline(method, base, budgets, costs, training_steps, evaluations,
+                      len(train.y_train), settings, seed)
     net = seeded_supernet(base, seed)
-    train_space(net, space, train, epochs, seed, os.path.join(workdir, f"{method}_supernet.npz"),
-                say, method, teacher)
-    evo, training, d, acc, quant = finish(net, space, train, val, data, budgets, costs,
-                                          workdir, settings, seed, say, method, evo_settings,
+    train_space(net, p.space, train, p.epochs, seed,
+                os.path.join(workdir, f"{method}_supernet.npz"), say, method, teacher)
+    evo, training, d, acc, quant = finish(net, p.space, train, val, data, budgets, costs,
+                                          workdir, settings, seed, say, method, p.evolution,
                                           teacher)
-    desc = "the whole base space" if method == "random" else _describe(base, space)
-    result = BaselineResult(method, desc, evo, d, acc, training_steps, evo.evaluations,
-                            training, quant)
-    if runs is not None:
-        runs[key] = result
-    return result
+    desc = "the whole base space" if method == "random" else _describe(base, p.space)
+    return BaselineResult(method, desc, evo, d, acc, training_steps, evo.evaluations,
+                          training, quant, p.key)
 
 
 def _describe(base: SearchSpace, space: SearchSpace) -> str:

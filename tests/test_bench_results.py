@@ -37,6 +37,33 @@ def test_result_files_carry_commit_and_command(name):
     assert not doc.get("problems"), doc.get("problems")
 
 
+def test_kept_search_rows_carry_their_commit_and_settings():
+    # bench/search.py keeps each finished (board, seed, method) of its 40-hour run in
+    # bench/results/search_cells/ for the next clone to resume from: each file whole,
+    # named for its method, from a committed checkout, at the settings of its scale.
+    sys.path.insert(0, str(REPO / "bench"))
+    try:
+        import search as bench
+    finally:
+        sys.path.pop(0)
+    for path in sorted((RESULTS / "search_cells").rglob("*")):
+        assert path.is_dir() or path.suffix == ".json", path  # no half-written .tmp
+        if path.is_dir():
+            continue
+        kept = json.loads(path.read_text())
+        scale = path.relative_to(RESULTS / "search_cells").parts[0]
+        assert kept["settings"] == json.loads(json.dumps(bench.settings(scale).to_dict()))
+        row = kept["row"]
+        assert row["commit"] and "uncommitted" not in row["commit"], path
+        if path.parent.name == scale:  # a floor, once per seed: <kind>_seed<n>.json
+            kind, seed = path.stem.rsplit("_seed", 1)
+            assert kind in bench.floors.FLOORS and seed.isdigit(), path
+        else:  # <board>_seed<n>/<method>.json
+            board, seed = path.parent.name.rsplit("_seed", 1)
+            assert (row["method"], row["board"], row["seed"]) == (path.stem, board,
+                                                                   int(seed)), path
+
+
 def _run(script, *args) -> dict:
     proc = subprocess.run([sys.executable, str(REPO / "bench" / script), *args],
                           capture_output=True, text=True, cwd=REPO, timeout=1800)
@@ -150,35 +177,99 @@ def test_search_models_recost_to_their_committed_figures():
     assert vits and all(0 < r["arena_on_target"] <= r["sram_budget"] for r in vits)
 
 
-def test_search_finished_publishes_only_finished_cells(tmp_path, monkeypatch):
-    # `bench/search.py --finished` (a partial table while the 40-hour benchmark is under
-    # way): a cell counts when its work folder holds its rows at the table's settings;
-    # one kept at other settings is unfinished, as is one never started; the CNN and the
-    # floors come with the finished cells only.
+def _bench_search(tmp_path, monkeypatch):
+    """bench/search.py as a module, its work folder and its kept rows under tmp_path."""
     import importlib.util
     monkeypatch.syspath_prepend(str(REPO / "bench"))
     spec = importlib.util.spec_from_file_location("bench_search", REPO / "bench" / "search.py")
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
-    monkeypatch.setattr(bench, "WORK", tmp_path)
+    monkeypatch.setattr(bench, "WORK", tmp_path / "work")
+    monkeypatch.setattr(bench, "CELLS", tmp_path / "cells")
+    return bench
+
+
+def test_search_finished_publishes_only_finished_cells(tmp_path, monkeypatch):
+    # `bench/search.py --finished` (a partial table while the 40-hour benchmark is under
+    # way): a cell counts when every method's row is kept at the table's settings; one
+    # kept at other settings is unfinished, as is one with a method missing or never
+    # started; the CNN and the floors come with the finished cells only.
+    bench = _bench_search(tmp_path, monkeypatch)
     s = bench.settings("committed")
-    here = tmp_path / "committed"
-    ours = {"method": "mcuformer", "board": "stm32f401", "seed": 0, "top1": 0.9}
-    (here / "stm32f401_seed0").mkdir(parents=True)
-    (here / "stm32f401_seed0" / "rows.json").write_text(json.dumps(
-        {"settings": s.to_dict(), "rows": [ours]}))
-    (here / "stm32f411_seed0").mkdir()
-    (here / "stm32f411_seed0" / "rows.json").write_text(json.dumps(
-        {"settings": {**s.to_dict(), "finetune_epochs": 1}, "rows": [ours]}))
-    cnn = {"method": bench.CNN, "top1": 0.91, "settings": s.to_dict()}
-    (here / "cnn_stm32f401_seed0.json").write_text(json.dumps(cnn))
-    floor = {"top1": 0.84, "flash": 1, "measured_arena": 1, "settings": s.to_dict()}
-    (here / "logistic_regression_seed0.json").write_text(json.dumps(floor))
+    here = bench.store("committed")
+    assert here == tmp_path / "cells" / "committed"
+    methods = ("mcuformer", *bench.METHODS)
+    for m in methods:
+        bench._keep(here / "stm32f401_seed0" / f"{m}.json", s,
+                    {"method": m, "board": "stm32f401", "seed": 0, "top1": 0.9})
+    other = bench.dataclasses.replace(s, finetune_epochs=1)
+    for m in methods:
+        bench._keep(here / "stm32f411_seed0" / f"{m}.json", other, {"method": m})
+    bench._keep(here / "stm32f746_seed0" / "mcuformer.json", s, {"method": "mcuformer"})
+    bench._keep(here / "stm32f401_seed0" / f"{bench.CNN}.json", s,
+                {"method": bench.CNN, "top1": 0.91})
+    bench._keep(here / "logistic_regression_seed0.json", s,
+                {"top1": 0.84, "flash": 1, "measured_arena": 1})
     boards = [bench.find_board(b) for b in bench.BOARDS]
     runs, unfinished = bench.finished_cells(boards, 2, s, "committed")
-    assert unfinished == ["stm32f411 seed 0", "stm32f746 seed 0", "stm32f401 seed 1",
-                          "stm32f411 seed 1", "stm32f746 seed 1"]
+    assert unfinished == ["stm32f411 seed 0", "stm32f746 seed 0 (mcuformer kept)",
+                          "stm32f401 seed 1", "stm32f411 seed 1", "stm32f746 seed 1"]
     assert [(r["method"], r.get("board")) for r in runs] == [
-        ("mcuformer", "stm32f401"), (bench.CNN, None),
+        *[(m, "stm32f401") for m in methods], (bench.CNN, None),
         ("logistic_regression", "stm32f401")]
-    assert runs[2]["fits"] and runs[2]["top1"] == 0.84
+    assert runs[-1]["fits"] and runs[-1]["top1"] == 0.84
+
+
+def test_search_keeps_each_method_and_runs_no_baseline_twice(tmp_path, monkeypatch):
+    # The benchmark outlasts a machine: each method's row is kept the moment it is
+    # finished, so a fresh clone interrupted anywhere resumes at the first method not
+    # kept; a baseline whose run key a kept row holds is that row (same_run_as), not
+    # run again. The search and the baselines are stand-ins here (the real ones train
+    # for an hour; tests/test_search.py checks that equal keys end with one model).
+    from types import SimpleNamespace as NS
+
+    from tflm_vit.space import space_for_data
+    bench = _bench_search(tmp_path, monkeypatch)
+    s = bench.settings("committed")
+    config = space_for_data(28, 1, 10).sample(__import__("numpy").random.default_rng(0))
+
+    def result(**extra):
+        return NS(config=config, accuracy=NS(top1=0.9, float_top1=0.91, arena_measured=1),
+                  deployment=NS(arena_size=2, flash=3), training=NS(epochs=4, seconds=5),
+                  evolution=NS(best=NS(config=config, cost=NS(latency=6))), **extra)
+    ran: list[str] = []
+
+    def search(*args):
+        ran.append("mcuformer")
+        return result(search_cost={"training_steps": 7, "evaluations": 8},
+                      space_point={"description": "r1 t49"})
+
+    def baseline(method, *args):
+        if method == "tinynas" and "stop" in ran:  # the machine goes away here
+            raise KeyboardInterrupt
+        ran.append(method)
+        return result(space=method, training_steps=7, evaluations=8, key=f"key {method}")
+    keys = {"random": "key random", "autoformer": "key autoformer",
+            "tinynas": "key tinynas", "largest_space": "key autoformer"}
+    monkeypatch.setattr(bench, "run_search", search)
+    monkeypatch.setattr(bench, "run_baseline", baseline)
+    monkeypatch.setattr(bench, "baseline_key", lambda m, *a: keys[m])
+    board = bench.find_board("stm32f401")
+    ran.append("stop")
+    with pytest.raises(KeyboardInterrupt):
+        bench.run_one(None, None, board, 0, s, "committed", lambda t: None, "abc")
+    assert ran == ["stop", "mcuformer", "random", "autoformer"]
+    cell = bench.store("committed") / "stm32f401_seed0"
+    assert sorted(p.name for p in cell.iterdir()) == ["autoformer.json", "mcuformer.json",
+                                                      "random.json"]
+    ran.clear()
+    rows = bench.run_one(None, None, board, 0, s, "committed", lambda t: None, "def")
+    assert ran == ["tinynas"]  # nothing kept runs again; largest_space is autoformer's run
+    by = {r["method"]: r for r in rows}
+    assert [r["method"] for r in rows] == ["mcuformer", *bench.METHODS]
+    assert by["largest_space"]["same_run_as"] == "autoformer"
+    assert by["largest_space"]["config"] == by["autoformer"]["config"]
+    assert by["mcuformer"]["commit"] == "abc" and by["tinynas"]["commit"] == "def"
+    assert by["random"]["training_steps"] == 7 and by["random"]["top1"] == 0.9
+    assert bench.run_one(None, None, board, 0, s, "committed", None, "",
+                         finished_only=True) == rows

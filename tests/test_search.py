@@ -263,11 +263,12 @@ def test_baseline_spaces_and_an_infeasible_largest_space_before_training():
     assert largest.rank_ratio == (1.0,) and list(largest.token_choices) == [(32, 4)]
 
 
-def test_two_baselines_with_one_space_and_search_are_one_run(digits, tmp_path):
+def test_two_baselines_with_one_space_and_search_have_one_key(digits, tmp_path):
     """At a budget where AutoFormer's dense space with the most tokens is also the largest
-    space, the benchmark's second baseline is the first's run (no second supernet, search
-    or final training), named as such; run on its own it ends with the same model."""
-    from tflm_vit.search.baselines import run_baseline
+    space, the two baselines' run keys, decided before any training, are one, and each
+    run on its own ends with the same model: so the benchmark (bench/search.py) runs the
+    second no more. Random search over the whole space has another key."""
+    from tflm_vit.search.baselines import baseline_key, run_baseline
     from tflm_vit.search.run import SearchSettings
     settings = SearchSettings(
         EvolutionOfSpaceSettings(initial_points=2, rounds=1, epochs_per_round=1, samples=2),
@@ -275,20 +276,18 @@ def test_two_baselines_with_one_space_and_search_are_one_run(digits, tmp_path):
         teacher=False)
     small = dataclasses.replace(digits, x_test=digits.x_test[:50], y_test=digits.y_test[:50])
     budgets = Budgets(sram=100_000, target="wheel")
-    said: list[str] = []
+    cache = str(tmp_path / "costs.jsonl")
 
-    def run(method, folder, runs):
-        return run_baseline(method, DEFAULT_SPACE, small, budgets, str(tmp_path / folder),
-                            10, 4, settings, 1, said.append, runs=runs)
-    runs: dict = {}
-    first = run("autoformer", "autoformer", runs)
-    said.clear()
-    again = run("largest_space", "largest_space", runs)
-    assert again.same_run_as == "autoformer" and first.same_run_as is None
-    assert again.method == "largest_space" and again.deployment is first.deployment
-    assert not any("training" in line for line in said)  # nothing trained again
-    alone = run("largest_space", "alone", None)
-    assert alone.same_run_as is None and alone.space == first.space
+    def key(method):
+        return baseline_key(method, DEFAULT_SPACE, small, budgets, 10, 4, cache, settings, 1)
+
+    def run(method):
+        return run_baseline(method, DEFAULT_SPACE, small, budgets, str(tmp_path / method),
+                            10, 4, settings, 1, cost_cache=cache)
+    assert key("autoformer") == key("largest_space") != key("random")
+    first, alone = run("autoformer"), run("largest_space")
+    assert first.key == alone.key == key("autoformer")
+    assert alone.space == first.space
     assert alone.evolution.best.config == first.evolution.best.config
     assert alone.deployment.model == first.deployment.model
     assert alone.accuracy == first.accuracy
