@@ -129,9 +129,33 @@ def _layernorms(g: _Graph) -> list[Match]:
             region.append(j)
             out = _single_exit(g, region, x)
             if out is not None and [g.name(i) for i in region].count("RSQRT") == 1:
-                found.append(Match(LAYERNORM, tuple(region), x, out))
+                affine, out = _trailing_affine(g, out)
+                found.append(Match(LAYERNORM, tuple(region + affine), x, out,
+                                   tuple(("affine", i) for i in affine)))
                 break
     return found
+
+
+def _trailing_affine(g: _Graph, out: int) -> tuple[list[int], int]:
+    """The MUL / ADD by per-channel constants that follow a LayerNorm as its sole
+    consumers, and the tensor they let out: a LayerNorm's affine left outside it
+    (PyTorch's exports fold it into the next linear, but not where a class token's
+    SLICE stands in between, as before timm's head); the LayerNorm takes it in."""
+    ops: list[int] = []
+    d = g.info.tensors[out].shape[-1]
+    while (out not in g.info.outputs and (c := g.only_consumer(out)) is not None
+           and g.name(c) in ("MUL", "ADD")):
+        inputs, opts = g.op(c).inputs, g.options(c)
+        consts = [t for t in inputs if g.const(t)]
+        if (len(inputs) != 2 or len(consts) != 1 or consts[0] < 0
+                or (opts is not None and opts.fusedActivationFunction != 0)):
+            break
+        shape = g.info.tensors[consts[0]].shape
+        if not (shape and shape[-1] == d and int(np.prod(shape)) == d):
+            break
+        ops.append(c)
+        out = g.out(c)
+    return ops, out
 
 
 def _single_exit(g: _Graph, region: list[int], x: int):

@@ -161,7 +161,8 @@ class Rewriter:
         y = self.sg.tensors[match.output]
         d = int(x.shape[-1])
         gamma, beta, eps = np.ones(d), None, None
-        for i in match.ops:
+        affine = [i for role, i in match.roles if role == "affine"]  # after the rest
+        for i in [i for i in match.ops if i not in affine] + affine:
             op = self.ops[i]
             consts = [t for t in op.inputs if mio.is_constant(t)]
             if not consts:
@@ -172,6 +173,8 @@ class Rewriter:
                 eps = float(value[0])  # ADD(variance, eps): the first scalar ADD
             elif code == schema.BuiltinOperator.MUL and value.size in (1, d):
                 gamma = gamma * value
+                if i in affine and beta is not None:  # (n g + b) v = n (g v) + b v
+                    beta = beta * value
             elif code == schema.BuiltinOperator.ADD and value.size == d:
                 beta = value if beta is None else beta + value
             elif code == schema.BuiltinOperator.SUB and value.size in (1, d):

@@ -264,10 +264,14 @@ def test_a_timm_vit_through_litert_torch_converts_to_our_ops(timm_stock):
     # then an int8 -> int8 QUANTIZE to the class token's scale; LayerNorm as litert-torch
     # decomposes it (RESHAPEs between, no keep_dims), attention from one fused qkv
     # projection cut by SLICE with the scale's root on q and on k and the scores reshaped
-    # around SOFTMAX, the builtin GELU in the MLP, the head. What stays stock: the input's
-    # NCHW -> NHWC RESHAPE, that QUANTIZE, the class token (CONCATENATION, the SLICE that
-    # takes it out) and the ADDs; without --keep-unmapped the converter names them.
+    # around SOFTMAX, the builtin GELU in the MLP, the head; the final LayerNorm's trained
+    # affine, a MUL and an ADD by per-channel constants that the class token's SLICE keeps
+    # from the head, taken into that LayerNorm. What stays stock: the input's NCHW -> NHWC
+    # RESHAPE, that QUANTIZE, the class token (CONCATENATION, the SLICE that takes it out)
+    # and the ADDs; without --keep-unmapped the converter names them.
     from tflm_vit.errors import ConversionError
+    stock_ops = [op.name for op in load_model(timm_stock)[1].ops]
+    assert stock_ops[-4:] == ["MUL", "ADD", "SLICE", "FULLY_CONNECTED"]  # trained: an affine
     result = conv.convert(timm_stock, keep_unmapped=True)
     counts = result.op_counts()
     assert counts.get("TV_PATCH_EMBED") == 1

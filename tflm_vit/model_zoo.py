@@ -290,6 +290,17 @@ def timm_tiny_images() -> np.ndarray:
     return np.random.default_rng(0).standard_normal((16, 16, 16, 1)).astype(np.float32)
 
 
+def timm_tiny() -> bytes:
+    """The committed tiny timm model, made again: trained one epoch on 64 seeded images
+    first, so its LayerNorms' affines are not the identity (an untrained export drops
+    them, and the final one, which a trained model keeps outside its LayerNorm, would go
+    untested)."""
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((64, 16, 16, 1)).astype(np.float32)
+    return timm_vit(timm_tiny_images(), x, rng.integers(0, 10, 64), epochs=1,
+                    **TIMM_TINY_ARCH)
+
+
 def op_signature(data: bytes) -> list:
     """[op name, [output shapes]] per op: what the same export route makes again."""
     from tflm_vit.tflite_model import parse_model
