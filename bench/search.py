@@ -98,7 +98,7 @@ def _row(method, board, budgets, seed, config, acc, deployment, cost, training,
             "measured_arena": acc.arena_measured, "arena_to_give": deployment.arena_size,
             "flash": deployment.flash, "instructions": None, "seed": seed,
             "epochs": training.epochs, "train_seconds": training.seconds,
-            "options_version": options.VERSION,
+            "options_version": options.VERSION, "constant_quantization": False,
             "config": json.loads(config.to_json()), **cost, **extra}
 
 
@@ -497,8 +497,9 @@ def recost(seeds: tuple[int, ...] = (0,)) -> dict:
     """The committed table's chosen models of `seeds`, re-costed from their configs alone
     (the cost model: export -> convert -> plan on shape-only weights): the arena to give
     and the flash must be the committed (trained, deployed) models' own (for rows deployed
-    with version-1 options, their flash plus what the FlexBuffers options add, to within
-    4 bytes an op), and the arena on the emulated target the committed one; the CNN
+    before convert dropped the quantization only our ops' constants carried, the model
+    keeping it; for rows deployed with version-1 options, their flash plus what the
+    FlexBuffers options add, to within 4 bytes an op), and the arena on the emulated target the committed one; the CNN
     members, re-measured in TFLM, their arena."""
     from tflm_vit.config import SubnetConfig
     from tflm_vit.search.costs import CostModel, shape_net, shape_only_model
@@ -523,12 +524,19 @@ def recost(seeds: tuple[int, ...] = (0,)) -> dict:
             old = r.get("arena_on_target", r.get("arena_cortex_m7"))
             got = {"arena_to_give": c.sram, "flash": c.flash, "arena_on_target": (
                 t["arena_on_target"], old)}
+            kept = r.get("constant_quantization", True)
+            if kept:  # deployed before convert dropped what only our ops' constants carry
+                planned = shape_only_model(shape_net(space), config, target,
+                                           keep_constant_quantization=True)
+                got["flash"] = (len(planned.model), r["flash"])
             if r.get("options_version", 1) != options.VERSION:
                 # Deployed with our ops' older options: the same model but for each op's
                 # options' size (flatbuffers padding: under 4 bytes an op either way).
-                growth, n = options_growth(shape_only_model(shape_net(space), config, target))
-                then = r["flash"] + growth
-                got["flash"] = (c.flash, c.flash if abs(c.flash - then) < 4 * n else then)
+                planned = shape_only_model(shape_net(space), config, target,
+                                           keep_constant_quantization=kept)
+                growth, n = options_growth(planned)
+                now, then = len(planned.model), r["flash"] + growth
+                got["flash"] = (now, now if abs(now - then) < 4 * n else then)
         row = {"method": r["method"], "sram_budget": r["sram_budget"], "seed": r["seed"],
                **{k: (v[0] if isinstance(v, tuple) else v) for k, v in got.items()}}
         rows.append(row)

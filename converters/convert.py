@@ -162,6 +162,30 @@ def _apply(model, groups: list[Rewritten]) -> None:
     mio.prune(model)
 
 
+def _drop_unread_quantization(model) -> int:
+    """Drops the quantization of every constant only our ops read, returning how many.
+    Our kernels take their requantisation from their own tables (a multiplier and a shift
+    per channel) and check only their activations' zero points, never a weight's or a
+    bias's quantization: a per-channel one costs 12 bytes of flash a channel (a float32
+    scale, an int64 zero point) that no one reads, about a fifth of a small ViT's model.
+    A constant a stock op also reads keeps it."""
+    sg = model.subgraphs[0]
+    readers: dict[int, list] = {}
+    for op in sg.operators:
+        for x in op.inputs:
+            if x is not None:
+                readers.setdefault(id(x), []).append(op)
+    dropped = 0
+    for x in sg.tensors:
+        ops = readers.get(id(x), [])
+        if (x.quantization is not None and mio.is_constant(x) and ops
+                and all((op.custom_code or "").startswith("TV_") for op in ops)):
+            x.quantization = None  # the wrapper's, and the schema object's it syncs into
+            x._fb.quantization = None
+            dropped += 1
+    return dropped
+
+
 def _check_samples(samples, info):
     """The verification images as the model takes them: int8 [n, H, W, C]."""
     import numpy as np
@@ -213,12 +237,14 @@ _BEFORE_PATTERNS = (
 
 def convert(model, *, fuse_mlp: bool = True, gelu: str = "table",
             sqrt_iterations: int | None = None, overwrite_image: bool = True,
-            keep_unmapped: bool = False, verify: bool = True, samples=None) -> Conversion:
+            keep_unmapped: bool = False, verify: bool = True, samples=None,
+            keep_constant_quantization: bool = False) -> Conversion:
     """Rewrites `model` (path or bytes of an exported int8 ViT) onto our ops. A model with
     a free batch (TFLiteConverter.from_keras_model) is first made static at batch 1.
 
     samples: int8 input images [n, H, W, C] for verification (default: 4 seeded random
-    images). Raises ConversionError for an op it cannot map (unless keep_unmapped) or
+    images). keep_constant_quantization: keep the quantization of the weights and biases
+    only our ops read (dropped by default: _drop_unread_quantization). Raises ConversionError for an op it cannot map (unless keep_unmapped) or
     a rewrite whose output is not bit-exact with its reference."""
     if gelu not in ("table", "shift"):
         raise ConversionError(f"gelu must be 'table' or 'shift', got {gelu!r}")
@@ -257,6 +283,8 @@ def convert(model, *, fuse_mlp: bool = True, gelu: str = "table",
             if all(i is not None and 0 <= i < n_stock for i in ins):
                 op.stock_inputs = tuple(ins)
     _apply(editable, groups)
+    if not keep_constant_quantization:
+        _drop_unread_quantization(editable)
     out = mio.build(editable)
     result = Conversion(out, sorted(groups, key=lambda g: g.replaced[0]),
                         sorted(left, key=lambda l: l.ops[0]), notes=notes)

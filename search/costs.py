@@ -150,7 +150,7 @@ class CostModel:
         check_reachable(budgets, floor, f"the smallest subnet ({config.short()})")
 
 
-def shape_only_model(net, config: SubnetConfig, target: str):
+def shape_only_model(net, config: SubnetConfig, target: str, **convert_options):
     """One architecture through export -> convert (unverified: the weights are not the
     deployed ones, and verification does not change sizes) -> plan on `target`, on the
     shape-only `net`: the PlannedModel, whose sizes are the deployed model's."""
@@ -158,7 +158,8 @@ def shape_only_model(net, config: SubnetConfig, target: str):
     calibration = np.random.default_rng(0).uniform(
         -1, 1, (2, config.resolution, config.resolution, net.space.in_channels))
     stock = pipeline.export(net, config, calibration.astype(np.float32))
-    return pipeline.convert_and_plan(stock, verify=False, target=target)[1]
+    return pipeline.convert_and_plan(stock, verify=False, target=target,
+                                     **convert_options)[1]
 
 
 def measure(net, config: SubnetConfig, target: str, cpu: str) -> Cost:

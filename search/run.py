@@ -49,6 +49,7 @@ class SearchSettings:
     finetune_epochs: int = 100  # the winner on its own, at most
     finetune_minutes: float | None = 40.0  # its time budget (None: all finetune_epochs)
     patience: int = 5  # epochs without a validation gain that end the final training
+    #                    (counted only in its schedule's last quarter: fit.ANNEALED)
     recipe: Recipe = Recipe()  # the final training's
     teacher: bool = True  # distil from the cached CNN teacher
     val_fraction: float = 0.1  # of the training set, held out to pick by

@@ -8,8 +8,8 @@ Steps are XLA-compiled (recipe.jit_compile); augmentation runs inside them. Afte
 epoch the validation accuracy is measured, the best epoch's weights kept, and (with a
 checkpoint folder) the state saved atomically: a run interrupted and started again
 continues at the next epoch and ends with the weights an uninterrupted run ends with.
-Training stops when the validation accuracy has not improved for `patience` epochs or
-the epochs run out.
+Training stops when the epochs run out, or, in the schedule's last quarter (ANNEALED),
+when the validation accuracy has not improved for `patience` epochs.
 """
 
 from __future__ import annotations
@@ -73,9 +73,20 @@ def _load_state(folder, model, opt, settings):
     return best, meta["history"]
 
 
-def stalled(history: list, patience: int | None) -> bool:
-    """No validation improvement in the last `patience` epochs."""
+# Patience counts only in the schedule's last quarter, where the cosine learning rate is
+# below 15 % of its peak: earlier, a plateau is the high learning rate's noise, not
+# convergence. (The STM32F401 search's winner, stopped by patience 5 at epoch 19 of 100,
+# shipped 0.855 test top-1; trained through a 60-epoch schedule it reached 0.898 on
+# validation, the same architecture from scratch.)
+ANNEALED = 0.75
+
+
+def stalled(history: list, patience: int | None, epochs: int | None = None) -> bool:
+    """No validation improvement in the last `patience` epochs, once the schedule of
+    `epochs` epochs is annealed (its last quarter)."""
     if not patience or len(history) <= patience:
+        return False
+    if epochs is not None and len(history) < ANNEALED * epochs:
         return False
     best = max(h["val_top1"] for h in history[:-patience])
     return max(h["val_top1"] for h in history[-patience:]) <= best
@@ -162,7 +173,7 @@ def fit(model, x: np.ndarray, y: np.ndarray, x_val: np.ndarray, y_val: np.ndarra
     best_val = max((h["val_top1"] for h in history), default=-1.0)
     no_targets = tf.zeros((recipe.batch_size, classes))
     for epoch in range(len(history), epochs):
-        if stalled(history, patience):
+        if stalled(history, patience, epochs):
             break
         t0, losses = time.monotonic(), []
         for i, idx in enumerate(epoch_batches(len(y), recipe.batch_size, seed, epoch)):

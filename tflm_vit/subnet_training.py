@@ -3,8 +3,9 @@
 The winner of a search inherits its weights from the supernet and trains on as a static
 Keras model (the very model the export builds, with a free batch size), so its steps are
 XLA-compiled, with the full recipe (tflm_vit/recipe.py) and the teacher's soft targets,
-until the validation accuracy has not improved for `patience` epochs or the epochs run
-out; the weights of its best validation epoch are kept. A checkpoint after every epoch
+until the epochs run out or, once the learning rate has annealed (the schedule's last
+quarter, fit.ANNEALED), the validation accuracy has not improved for `patience` epochs;
+the weights of its best validation epoch are kept. A checkpoint after every epoch
 makes it resumable: a run interrupted and started again continues at the next epoch and
 ends with the same weights.
 
