@@ -111,8 +111,11 @@ def test_isqrt_iterations_regenerate():
 def test_fidelity_claims_hold_on_a_cheap_run():
     # A short training and the largest and smallest subnets: every conversion verified on
     # real images (bit-exact with the twins, each op within its bound of stock) and the
-    # per-op error claims of the committed table hold.
-    doc = _run("fidelity.py", "--steps", "200", "--random", "0", "--print")
+    # per-op error claims of the committed table hold. 500 steps, not fewer: the agreement
+    # claim is about a trained model; after 200 the largest is at 0.63 float top-1, its
+    # logits near ties, and its agreement (0.94 to 0.98) follows the machine's float
+    # rounding in training rather than our ops; after 500 it is at 0.97 and agrees 1.000.
+    doc = _run("fidelity.py", "--steps", "500", "--random", "0", "--print")
     committed = json.loads((RESULTS / "fidelity.json").read_text())
     assert doc["problems"] == []
     assert [m["name"] for m in doc["models"]] == ["largest", "smallest"]
