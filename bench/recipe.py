@@ -182,7 +182,8 @@ def write_table(doc: dict, path: pathlib.Path) -> None:
               "Claims checked (the script exits non-zero otherwise): at each length the "
               "whole recipe with the stem is above the baseline recipe in TFLM (" +
               "; ".join(f"{a} > {b}" for a, b in CLAIMS) + "); no row's int8 model loses "
-              "more than 0.5 pt against its float model.", *[f"- FAIL {p}" for p in doc["problems"]], ""]
+              "more than 0.5 pt against its float model.",
+              *[f"- FAIL {p}" for p in doc["problems"]], ""]
     path.write_text("\n".join(lines))
 
 
