@@ -172,8 +172,9 @@ def test_speed_r0_rows_regenerate_on_the_m7():
 def test_search_models_recost_to_their_committed_figures():
     # The committed seed-0 models of bench/search.py, re-costed from their configs alone by
     # the cost model (and the CNN members re-measured in TFLM): the arena to give and the
-    # flash the committed trained models were deployed with; the ViTs again on the emulated
-    # Cortex-M7, in their budget, to the committed arena there.
+    # flash the committed trained models were deployed with; the ViTs again on their
+    # board's emulated CPU (Cortex-M7 for rows without a board), in their budget, to the
+    # committed arena there.
     doc = _run("search.py", "--recost")
     assert doc["problems"] == []
     # every seed-0 model the table holds (a partial table from --finished may not have the
