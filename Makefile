@@ -8,10 +8,11 @@ BIN    := $(VENV)/bin
 BUILD_REQS := scikit-build-core==1.1.2 pybind11==3.1.0 cmake==4.4.4
 
 # Debian packages for the firmware builds and on-target tests (Cortex-M toolchain and
-# newlib, QEMU's MPS2 boards, bazel 4 for the kernel tests).
+# newlib, QEMU's MPS2 boards, bazel 4 for the kernel tests, ccache: the reference and
+# CMSIS-NN builds' common TFLM sources compile once).
 FIRMWARE_DEBS := gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-newlib \
-                 qemu-system-arm bazel-bootstrap
-FIRMWARE_TOOLS := arm-none-eabi-gcc arm-none-eabi-g++ qemu-system-arm bazel
+                 qemu-system-arm bazel-bootstrap ccache
+FIRMWARE_TOOLS := arm-none-eabi-gcc arm-none-eabi-g++ qemu-system-arm bazel ccache
 
 # flatbuffers' headers for the host build (our ops' options are FlexBuffers maps): a TFLM
 # tree's download ($TFLM_ROOT) or TFLM_VIT_FLATBUFFERS_INCLUDE serve too.

@@ -284,6 +284,24 @@ def test_export_c_and_the_make_fragment_build_the_example_app(tree, r0_planned_p
     qemu.run(build.bindir / "tflm_vit_dropin", "cortex-m7", marker="TFLM_VIT_DROPIN_PASS")
 
 
+def test_make_compiles_through_ccache_where_installed(monkeypatch, tmp_path):
+    # ccache where installed (make test installs it), off with TFLM_VIT_CCACHE=0. That its
+    # objects are the compiler's own, every instruction count and flash figure the tests
+    # regenerate from these builds checks.
+    monkeypatch.setattr(qemu.shutil, "which",
+                        lambda tool: "/usr/bin/ccache" if tool == "ccache" else None)
+    args = qemu.make_args(tmp_path, "cortex-m7", "reference")
+    assert {"CC=/usr/bin/ccache arm-none-eabi-gcc",
+            "CXX=/usr/bin/ccache arm-none-eabi-g++"} <= set(args)
+    monkeypatch.setenv("TFLM_VIT_CCACHE", "0")
+    args = qemu.make_args(tmp_path, "cortex-m7", "reference")
+    assert not any(a.startswith(("CC=", "CXX=")) for a in args)
+    monkeypatch.delenv("TFLM_VIT_CCACHE")
+    monkeypatch.setattr(qemu.shutil, "which", lambda tool: None)
+    assert not any(a.startswith(("CC=", "CXX=")) for a in qemu.make_args(
+        tmp_path, "cortex-m7", "reference"))
+
+
 def test_every_build_links_a_fresh_archive(tmp_path):
     """TFLM's make adds objects to the archive of the last build (`ar -r`): a member whose
     source is gone would stay and new ones would go last, so an incremental build would
