@@ -8,11 +8,12 @@ BIN    := $(VENV)/bin
 BUILD_REQS := scikit-build-core==1.1.2 pybind11==3.1.0 cmake==4.4.4
 
 # Debian packages for the firmware builds and on-target tests (Cortex-M toolchain and
-# newlib, QEMU's MPS2 boards, bazel 4 for the kernel tests, ccache: the reference and
-# CMSIS-NN builds' common TFLM sources compile once).
+# newlib, QEMU's MPS2 boards, bazel 4 for the kernel tests). ccache is optional (the
+# reference and CMSIS-NN builds' common TFLM sources then compile once): installed where
+# apt can run, otherwise the builds compile every object.
 FIRMWARE_DEBS := gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-newlib \
-                 qemu-system-arm bazel-bootstrap ccache
-FIRMWARE_TOOLS := arm-none-eabi-gcc arm-none-eabi-g++ qemu-system-arm bazel ccache
+                 qemu-system-arm bazel-bootstrap
+FIRMWARE_TOOLS := arm-none-eabi-gcc arm-none-eabi-g++ qemu-system-arm bazel
 
 # flatbuffers' headers for the host build (our ops' options are FlexBuffers maps): a TFLM
 # tree's download ($TFLM_ROOT) or TFLM_VIT_FLATBUFFERS_INCLUDE serve too.
@@ -82,6 +83,13 @@ firmware-deps:
 	  else echo "need root to install: apt-get install $(FIRMWARE_DEBS)" >&2; exit 1; fi; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
 	    $(FIRMWARE_DEBS) >/dev/null || exit 1; \
+	fi; \
+	if ! command -v ccache >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=""; elif sudo -n true 2>/dev/null; then SUDO="sudo -n"; \
+	  else echo "ccache not installed: TFLM builds compile every object (apt-get install ccache)"; \
+	    exit 0; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
+	    ccache >/dev/null || exit 1; \
 	fi
 
 # TFLM with our ops for every emulated CPU and kernel set (minutes the first time).
